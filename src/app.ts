@@ -1,0 +1,59 @@
+import { swaggerUI } from "@hono/swagger-ui";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { AppEnv } from "./http/app-env";
+import { jsonBodyLimit } from "./http/body-limit";
+import { renderError, renderNotFound } from "./http/errors";
+import { httpsGuard } from "./http/https-guard";
+import { requestId } from "./http/request-id";
+import { SECURITY_SCHEMES } from "./http/routes";
+import { validationHook } from "./http/validation";
+import { metaRoutes } from "./surfaces/meta";
+import { reportingSurface } from "./surfaces/reporting";
+import { nativeSurface } from "./surfaces/v1";
+
+export const API_VERSION = "1.0.0";
+
+/**
+ * The Worker's HTTP app. Order matters: request id first (so every answer carries it), then the
+ * HTTPS guard (before credentials are read), then the body limit; authentication, scopes and
+ * idempotency run per route (see http/routes.ts), then validation, then the handler.
+ */
+export function createApp() {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook as never });
+  app.use("*", requestId);
+  app.use("*", httpsGuard);
+  app.use("/api/*", jsonBodyLimit);
+
+  app.route("/", metaRoutes);
+  app.route("/api/v1", nativeSurface());
+  app.route("/api", reportingSurface());
+
+  for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {
+    app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
+  }
+  app.doc31("/openapi.json", (c) => ({
+    openapi: "3.1.0",
+    info: {
+      title: "Greenlight API",
+      version: API_VERSION,
+      description:
+        "Self-hosted test results, flaky tests and release readiness. Four surfaces over one core: native `/api/v1`, reporting `/api` (Euriqa-compatible), plan trigger `POST /api/v1/run` and suite trigger `POST /api/v1/qa/external/testsuite/trigger`.",
+    },
+    servers: [{ url: c.env.PUBLIC_BASE_URL || new URL(c.req.url).origin }],
+    tags: [
+      { name: "meta", description: "Health and discovery." },
+      { name: "native: admin", description: "Deployment administration with ADMIN_TOKEN." },
+      { name: "native: organizations", description: "Native surface (/api/v1)." },
+      { name: "native: projects", description: "Native surface (/api/v1)." },
+      { name: "native: api keys", description: "Native surface (/api/v1)." },
+      { name: "reporting: projects", description: "Reporting surface (/api, reference 003)." },
+      { name: "reporting: teams", description: "Reporting surface (/api, reference 003)." },
+      { name: "reporting: api keys", description: "Reporting surface (/api, reference 003)." },
+    ],
+  }));
+  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "Greenlight API explorer" }));
+
+  app.notFound(renderNotFound);
+  app.onError(renderError);
+  return app;
+}

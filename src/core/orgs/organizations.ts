@@ -1,0 +1,91 @@
+import { asc, count, eq } from "drizzle-orm";
+import { apiKeys, organizations, projects, projectSettings, type OrganizationRow } from "../../db/schema";
+import { newId } from "../../lib/ids";
+import { type AdminContext, type CoreContext, nowIso, requireScope } from "../context";
+import { NotFound } from "../errors";
+import { generateSecret, toApiKey, type IssuedApiKey } from "../keys/api-keys";
+import { ROLE_SCOPES } from "../keys/scopes";
+import type { PageRequest, Paged } from "../pagination";
+import { toProject, type Project } from "../projects/projects";
+
+export interface Organization {
+  id: string;
+  number: number;
+  name: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function toOrganization(row: OrganizationRow): Organization {
+  return { id: row.id, number: row.number, name: row.name, createdAt: row.createdAt, updatedAt: row.updatedAt };
+}
+
+export interface CreatedOrganization {
+  organization: Organization;
+  project: Project;
+  apiKey: IssuedApiKey;
+}
+
+/**
+ * How a deployment gets its first tenant: the organization, its first project and an owner key,
+ * written in one transaction so a failure leaves nothing half made.
+ */
+export async function createOrganization(
+  ctx: AdminContext,
+  input: { name: string; projectName?: string },
+): Promise<CreatedOrganization> {
+  const now = nowIso(ctx.clock);
+  const orgId = newId("org");
+  const projectId = newId("proj");
+  const secret = await generateSecret();
+  const [orgRows, projectRows, , keyRows] = await ctx.db.batch([
+    ctx.db.insert(organizations).values({ id: orgId, name: input.name, createdAt: now, updatedAt: now }).returning(),
+    ctx.db
+      .insert(projects)
+      .values({ id: projectId, organizationId: orgId, name: input.projectName ?? "Default", createdAt: now, updatedAt: now })
+      .returning(),
+    ctx.db.insert(projectSettings).values({ projectId, updatedAt: now }),
+    ctx.db
+      .insert(apiKeys)
+      .values({
+        id: newId("key"),
+        organizationId: orgId,
+        projectId: null,
+        name: "Owner key",
+        lookupPrefix: secret.lookupPrefix,
+        keyHash: secret.keyHash,
+        lastFour: secret.lastFour,
+        scopes: [...ROLE_SCOPES.owner],
+        createdAt: now,
+        updatedAt: now,
+      })
+      .returning(),
+  ]);
+  return {
+    organization: toOrganization(orgRows[0]!),
+    project: toProject(projectRows[0]!),
+    apiKey: { ...toApiKey(keyRows[0]!), key: secret.key },
+  };
+}
+
+/** A key belongs to exactly one organization, so the list holds that one. */
+export async function listOrganizations(ctx: CoreContext, page: PageRequest): Promise<Paged<Organization>> {
+  requireScope(ctx.principal, "projects:read");
+  const where = eq(organizations.id, ctx.principal.organizationId);
+  const [totalRows, rows] = await ctx.db.batch([
+    ctx.db.select({ total: count() }).from(organizations).where(where),
+    ctx.db.select().from(organizations).where(where).orderBy(asc(organizations.number)).limit(page.limit).offset(page.offset),
+  ]);
+  return { items: rows.map(toOrganization), total: totalRows[0]?.total ?? 0, ...page };
+}
+
+export async function getOrganization(ctx: CoreContext, id: string): Promise<Organization> {
+  requireScope(ctx.principal, "projects:read");
+  // The principal's own id is the only one that can match: another tenant's id is simply "not found".
+  const row =
+    id === ctx.principal.organizationId
+      ? await ctx.db.select().from(organizations).where(eq(organizations.id, ctx.principal.organizationId)).get()
+      : undefined;
+  if (!row) throw new NotFound("Organization", { id });
+  return toOrganization(row);
+}

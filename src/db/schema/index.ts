@@ -1,0 +1,4 @@
+export * from "./organizations";
+export * from "./projects";
+export * from "./api-keys";
+export * from "./idempotency";

@@ -1,0 +1,13 @@
+import { sqliteTable, integer, text } from "drizzle-orm/sqlite-core";
+
+export const organizations = sqliteTable("organizations", {
+  // AUTOINCREMENT: a deleted organization's number is never handed out again, so an integer
+  // address (reference 002 style) can never silently point at someone else's data.
+  number: integer("number").primaryKey({ autoIncrement: true }),
+  id: text("id").notNull().unique(),
+  name: text("name").notNull(),
+  createdAt: text("created_at").notNull(),
+  updatedAt: text("updated_at").notNull(),
+});
+
+export type OrganizationRow = typeof organizations.$inferSelect;

@@ -1,0 +1,32 @@
+import { sqliteTable, integer, text, real, index } from "drizzle-orm/sqlite-core";
+import { organizations } from "./organizations";
+
+export const projects = sqliteTable(
+  "projects",
+  {
+    // Unique per deployment and never reused (AUTOINCREMENT); reference 002 addresses projects by it.
+    number: integer("number").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    description: text("description"),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [index("projects_org_idx").on(t.organizationId, t.id)],
+);
+
+export const projectSettings = sqliteTable("project_settings", {
+  projectId: text("project_id")
+    .primaryKey()
+    .references(() => projects.id, { onDelete: "cascade" }),
+  dataRetentionDays: integer("data_retention_days").notNull().default(90),
+  flakinessThreshold: real("flakiness_threshold").notNull().default(0.3),
+  autoQuarantineEnabled: integer("auto_quarantine_enabled", { mode: "boolean" }).notNull().default(false),
+  updatedAt: text("updated_at").notNull(),
+});
+
+export type ProjectRow = typeof projects.$inferSelect;
+export type ProjectSettingsRow = typeof projectSettings.$inferSelect;

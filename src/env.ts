@@ -1,0 +1,34 @@
+import type { RateLimiter } from "./durable-objects/rate-limiter";
+import type { BuildQueue } from "./durable-objects/build-queue";
+
+/** Bindings, variables and secrets of the Worker; the single source of truth for their types. */
+export interface Env {
+  DB: D1Database;
+  ARTIFACTS: R2Bucket;
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  BUILD_QUEUE: DurableObjectNamespace<BuildQueue>;
+  WEBHOOKS: Queue<QueueMessageBody>;
+  /** "true" refuses plain http:// requests with 403. */
+  REQUIRE_HTTPS: string;
+  /** Externally visible origin; empty means the request's own origin. */
+  PUBLIC_BASE_URL: string;
+  /** Authorizes /api/v1/admin/*; when unset, admin routes answer 404. */
+  ADMIN_TOKEN?: string;
+  /** Signs expiring URLs and encrypts stored idempotent responses. */
+  URL_SIGNING_SECRET?: string;
+}
+
+/** Every message on the WEBHOOKS queue names its kind, so the consumer can dispatch on it. */
+export interface QueueMessageBody {
+  type: string;
+  [key: string]: unknown;
+}
+
+type GreenlightEnv = Env;
+
+// `env` from "cloudflare:workers" (used by the tests) is typed as Cloudflare.Env.
+declare global {
+  namespace Cloudflare {
+    interface Env extends GreenlightEnv {}
+  }
+}

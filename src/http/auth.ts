@@ -1,0 +1,42 @@
+import type { MiddlewareHandler } from "hono";
+import { createMiddleware } from "hono/factory";
+import { createDb } from "../db/client";
+import { requireScope, systemClock } from "../core/context";
+import { NotFound, Unauthorized } from "../core/errors";
+import { authenticateKey } from "../core/keys/api-keys";
+import type { Scope } from "../core/keys/scopes";
+import { timingSafeEqualStrings } from "../lib/crypto";
+import type { AppEnv } from "./app-env";
+
+/** The key from `Authorization: Bearer`, `X-API-Key` or `X-PANTO-API-KEY`, in that order. */
+export function presentedKey(headers: Headers): string | null {
+  const authorization = headers.get("authorization");
+  if (authorization) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (match) return match[1]!;
+  }
+  return headers.get("x-api-key")?.trim() || headers.get("x-panto-api-key")?.trim() || null;
+}
+
+/** Authenticates the API key (401) and checks the route's scope (403), before the body is validated. */
+export function requireKey(scope: Scope): MiddlewareHandler<AppEnv> {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const principal = await authenticateKey(createDb(c.env.DB), presentedKey(c.req.raw.headers), systemClock);
+    requireScope(principal, scope);
+    c.set("principal", principal);
+    c.set("callerScope", `key:${principal.keyId}`);
+    await next();
+  });
+}
+
+/** Deployment-level routes: only the ADMIN_TOKEN secret opens them, and without it they do not exist. */
+export const requireAdminToken: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(async (c, next) => {
+  const expected = c.env.ADMIN_TOKEN;
+  if (!expected) throw new NotFound("Resource", { path: c.req.path, method: c.req.method });
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1];
+  if (!presented || !(await timingSafeEqualStrings(presented, expected))) {
+    throw new Unauthorized("Invalid or missing admin token. Send it as 'Authorization: Bearer <ADMIN_TOKEN>'.");
+  }
+  c.set("callerScope", "admin");
+  await next();
+});

@@ -1,0 +1,23 @@
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { TooLarge } from "../core/errors";
+import { JSON_BODY_MAX_BYTES } from "../core/limits";
+import type { AppEnv } from "./app-env";
+
+const limitJson = bodyLimit({
+  maxSize: JSON_BODY_MAX_BYTES,
+  onError: () => {
+    throw new TooLarge(`JSON request bodies are limited to ${JSON_BODY_MAX_BYTES} bytes.`, { max_bytes: JSON_BODY_MAX_BYTES });
+  },
+});
+
+/**
+ * JSON bodies (or bodies that name no type) over 1 MB are refused with 413: from Content-Length
+ * before reading, or while streaming when there is none, so a huge body is never read whole.
+ * Routes that take files or reports set their own limits.
+ */
+export const jsonBodyLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const type = c.req.header("content-type")?.toLowerCase() ?? "";
+  if (type === "" || type.includes("json")) return limitJson(c, next);
+  await next();
+};

@@ -1,0 +1,48 @@
+import type { MiddlewareHandler } from "hono";
+import { createMiddleware } from "hono/factory";
+import { claimIdempotencyKey } from "../core/idempotency/idempotency";
+import { createDb } from "../db/client";
+import type { AppEnv } from "./app-env";
+
+/**
+ * Honours `Idempotency-Key` on POSTs that create something. Runs after authentication, so each
+ * caller has its own key namespace. Responses below 500 are kept for replay; a 5xx frees the key.
+ */
+export const idempotency: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(async (c, next) => {
+  const idempotencyKey = c.req.header("idempotency-key");
+  if (idempotencyKey === undefined) return next();
+  const secret = c.env.URL_SIGNING_SECRET;
+  if (!secret) throw new Error("URL_SIGNING_SECRET is not configured; Idempotency-Key cannot be honoured.");
+
+  const claim = await claimIdempotencyKey(createDb(c.env.DB), {
+    scope: c.get("callerScope"),
+    idempotencyKey,
+    method: c.req.method,
+    path: c.req.path,
+    body: await c.req.text(),
+    secret,
+    now: new Date(),
+  });
+  if (claim.kind === "replay") {
+    const { status, contentType, body } = claim.response;
+    const headers = new Headers({ "Idempotent-Replayed": "true" });
+    if (contentType) headers.set("Content-Type", contentType);
+    return new Response(body, { status, headers });
+  }
+
+  try {
+    await next();
+  } catch (err) {
+    await claim.release(null);
+    throw err;
+  }
+  if (c.res.status >= 500) {
+    await claim.release(null);
+  } else {
+    await claim.release({
+      status: c.res.status,
+      contentType: c.res.headers.get("content-type"),
+      body: await c.res.clone().text(),
+    });
+  }
+});

@@ -1,0 +1,44 @@
+import { createRoute, type RouteConfig } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import type { Scope } from "../core/keys/scopes";
+import type { AppEnv } from "./app-env";
+import { requireAdminToken, requireKey } from "./auth";
+import { idempotency } from "./idempotency";
+
+/** Who may call a route: a key with one scope, the deployment's ADMIN_TOKEN, or anyone. */
+export type Access = { scope: Scope } | "admin" | "public";
+
+/** OpenAPI extension carrying a route's access rule, read back by the shared auth tests. */
+export const ACCESS_EXTENSION = "x-greenlight-access";
+
+const KEY_SECURITY = [{ bearerKey: [] }, { apiKeyHeader: [] }, { pantoKeyHeader: [] }];
+
+export interface RouteOptions {
+  /** POSTs that create something honour Idempotency-Key. */
+  idempotent?: boolean;
+}
+
+/**
+ * createRoute with the access rule attached: authentication (401) and the scope check (403) run as
+ * route middleware, before the request is validated, and the rule is published in the document.
+ */
+export function defineRoute<const R extends RouteConfig>(access: Access, config: R, options: RouteOptions = {}) {
+  const middleware: MiddlewareHandler<AppEnv>[] = [];
+  if (access === "admin") middleware.push(requireAdminToken);
+  else if (access !== "public") middleware.push(requireKey(access.scope));
+  if (options.idempotent) middleware.push(idempotency);
+  const security = access === "admin" ? [{ adminToken: [] }] : access === "public" ? [] : KEY_SECURITY;
+  return createRoute({
+    ...config,
+    security,
+    middleware: middleware as RouteConfig["middleware"],
+    [ACCESS_EXTENSION]: access === "admin" || access === "public" ? access : access.scope,
+  } as R);
+}
+
+export const SECURITY_SCHEMES = {
+  bearerKey: { type: "http", scheme: "bearer", description: "An API key: `Authorization: Bearer gl_live_…`" },
+  apiKeyHeader: { type: "apiKey", in: "header", name: "X-API-Key" },
+  pantoKeyHeader: { type: "apiKey", in: "header", name: "X-PANTO-API-KEY" },
+  adminToken: { type: "http", scheme: "bearer", description: "The deployment's ADMIN_TOKEN secret." },
+} as const;

@@ -1,0 +1,15 @@
+import { surfaceApp } from "../shared";
+import { adminRoutes } from "./admin";
+import { apiKeyRoutes } from "./api-keys";
+import { organizationRoutes } from "./organizations";
+import { projectRoutes } from "./projects";
+
+/** The native surface, mounted at /api/v1. */
+export function nativeSurface() {
+  const app = surfaceApp();
+  app.route("/", adminRoutes);
+  app.route("/", organizationRoutes);
+  app.route("/", projectRoutes);
+  app.route("/", apiKeyRoutes);
+  return app;
+}

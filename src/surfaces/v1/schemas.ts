@@ -1,0 +1,150 @@
+import { z } from "@hono/zod-openapi";
+import { DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH, SETTINGS_LIMITS } from "../../core/limits";
+import { SCOPES } from "../../core/keys/scopes";
+import type { Organization } from "../../core/orgs/organizations";
+import type { Project, ProjectSettings } from "../../core/projects/projects";
+import type { ApiKey, IssuedApiKey } from "../../core/keys/api-keys";
+
+export const Name = z.string().trim().min(1).max(NAME_MAX_LENGTH);
+const Timestamp = z.string().openapi({ example: "2026-03-19T10:00:00.000Z" });
+const FutureTimestamp = z.iso.datetime({ offset: true }).openapi({ example: "2026-12-31T23:59:59Z" });
+const ScopeEnum = z.enum(SCOPES);
+
+export const IdParam = z.object({ id: z.string().min(1).max(100).openapi({ param: { name: "id", in: "path" } }) });
+
+export const OrganizationSchema = z
+  .object({ id: z.string().openapi({ example: "org_01JD3W6Q8X4N2B7R5T9V0YHZKM" }), number: z.number().int(), name: z.string(), created_at: Timestamp, updated_at: Timestamp })
+  .openapi("Organization");
+
+export const ProjectSchema = z
+  .object({
+    id: z.string().openapi({ example: "proj_01JD3W6Q8X4N2B7R5T9V0YHZKM" }),
+    number: z.number().int().openapi({ description: "Integer address, unique per deployment, never reused." }),
+    organization_id: z.string(),
+    name: z.string(),
+    description: z.string().nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi("Project");
+
+export const CreateProjectBody = z
+  .object({ name: Name.openapi({ example: "Web App E2E" }), description: z.string().max(DESCRIPTION_MAX_LENGTH).nullable().optional() })
+  .openapi("CreateProject");
+
+export const UpdateProjectBody = z
+  .object({ name: Name.optional(), description: z.string().max(DESCRIPTION_MAX_LENGTH).nullable().optional() })
+  .openapi("UpdateProject");
+
+export const ProjectSettingsSchema = z
+  .object({
+    project_id: z.string(),
+    data_retention_days: z.number().int(),
+    flakiness_threshold: z.number(),
+    auto_quarantine_enabled: z.boolean(),
+    updated_at: Timestamp,
+  })
+  .openapi("ProjectSettings");
+
+export const UpdateProjectSettingsBody = z
+  .object({
+    data_retention_days: z.number().int().min(SETTINGS_LIMITS.dataRetentionDays.min).max(SETTINGS_LIMITS.dataRetentionDays.max).optional(),
+    flakiness_threshold: z.number().min(SETTINGS_LIMITS.flakinessThreshold.min).max(SETTINGS_LIMITS.flakinessThreshold.max).optional(),
+    auto_quarantine_enabled: z.boolean().optional(),
+  })
+  .openapi("UpdateProjectSettings");
+
+export const ApiKeySchema = z
+  .object({
+    id: z.string().openapi({ example: "key_01JD3W6Q8X4N2B7R5T9V0YHZKM" }),
+    name: z.string(),
+    organization_id: z.string(),
+    project_id: z.string().nullable(),
+    scopes: z.array(z.string()),
+    masked_key: z.string().openapi({ example: "gl_****...****a1b2" }),
+    is_active: z.boolean(),
+    expires_at: z.string().nullable(),
+    last_used_at: z.string().nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi("ApiKey");
+
+export const IssuedApiKeySchema = ApiKeySchema.extend({
+  key: z.string().openapi({ description: "The full key. Shown once; store it now.", example: "gl_live_0123…" }),
+}).openapi("IssuedApiKey");
+
+export const CreateApiKeyBody = z
+  .object({
+    name: Name.openapi({ example: "ci-pipeline-prod" }),
+    project_id: z.string().min(1).max(100).nullable().optional().openapi({ description: "Restrict the key to one project." }),
+    scopes: z.array(ScopeEnum).min(1).max(SCOPES.length * 2).optional().openapi({
+      description: "Defaults to what a CI runner needs, limited to the scopes of the calling key.",
+      example: ["builds:create", "testruns:create", "results:submit"],
+    }),
+    expires_at: FutureTimestamp.nullable().optional(),
+  })
+  .openapi("CreateApiKey");
+
+export const UpdateApiKeyBody = z
+  .object({
+    name: Name.optional(),
+    is_active: z.boolean().optional(),
+    scopes: z.array(ScopeEnum).min(1).max(SCOPES.length * 2).optional(),
+    expires_at: FutureTimestamp.nullable().optional(),
+  })
+  .openapi("UpdateApiKey");
+
+export const CreateOrganizationBody = z
+  .object({ name: Name.openapi({ example: "Acme Engineering" }), project_name: Name.optional().openapi({ example: "Web App E2E" }) })
+  .openapi("CreateOrganization");
+
+export const CreatedOrganizationSchema = z
+  .object({ organization: OrganizationSchema, project: ProjectSchema, api_key: IssuedApiKeySchema })
+  .openapi("CreatedOrganization");
+
+export function organizationOut(o: Organization) {
+  return { id: o.id, number: o.number, name: o.name, created_at: o.createdAt, updated_at: o.updatedAt };
+}
+
+export function projectOut(p: Project) {
+  return {
+    id: p.id,
+    number: p.number,
+    organization_id: p.organizationId,
+    name: p.name,
+    description: p.description,
+    created_at: p.createdAt,
+    updated_at: p.updatedAt,
+  };
+}
+
+export function settingsOut(s: ProjectSettings) {
+  return {
+    project_id: s.projectId,
+    data_retention_days: s.dataRetentionDays,
+    flakiness_threshold: s.flakinessThreshold,
+    auto_quarantine_enabled: s.autoQuarantineEnabled,
+    updated_at: s.updatedAt,
+  };
+}
+
+export function apiKeyOut(k: ApiKey) {
+  return {
+    id: k.id,
+    name: k.name,
+    organization_id: k.organizationId,
+    project_id: k.projectId,
+    scopes: k.scopes,
+    masked_key: k.maskedKey,
+    is_active: k.isActive,
+    expires_at: k.expiresAt,
+    last_used_at: k.lastUsedAt,
+    created_at: k.createdAt,
+    updated_at: k.updatedAt,
+  };
+}
+
+export function issuedApiKeyOut(k: IssuedApiKey) {
+  return { ...apiKeyOut(k), key: k.key };
+}
