@@ -13,6 +13,9 @@ export default defineConfig(async () => {
         miniflare: {
           bindings: {
             TEST_MIGRATIONS: migrations,
+            // Set explicitly so a developer's .dev.vars cannot change what the tests see.
+            REQUIRE_HTTPS: "true",
+            PUBLIC_BASE_URL: "",
             ADMIN_TOKEN: "test-admin-token",
             URL_SIGNING_SECRET: "test-url-signing-secret",
           },

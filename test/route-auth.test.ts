@@ -1,0 +1,140 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../src/app";
+import { call } from "./helpers/http";
+import { createKey, createTenant, type Tenant } from "./helpers/factories";
+
+/**
+ * The auth rules every route shares, run over every route the Worker registers (read back from
+ * /openapi.json, which a separate test proves lists every registered route). A new route that
+ * forgets its access rule, or a new kind of path id without a resolver below, fails here.
+ */
+
+interface Operation {
+  method: string;
+  path: string;
+  access: string;
+  example: unknown;
+}
+
+const ACCESS = "x-greenlight-access";
+
+async function operations(): Promise<Operation[]> {
+  const doc = (await call("/openapi.json")).body;
+  const ops: Operation[] = [];
+  for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
+    for (const [method, op] of Object.entries<any>(item)) {
+      const schema = op.requestBody?.content?.["application/json"]?.schema;
+      ops.push({ method: method.toUpperCase(), path, access: op[ACCESS], example: exampleFor(schema, doc) });
+    }
+  }
+  return ops;
+}
+
+/** A body that passes validation, built from the documented schema's required fields and examples. */
+function exampleFor(schema: any, doc: any): unknown {
+  if (!schema) return undefined;
+  if (schema.$ref) return exampleFor(doc.components.schemas[schema.$ref.split("/").pop()], doc);
+  if (schema.example !== undefined) return schema.example;
+  if (schema.type === "object" || schema.properties) {
+    const out: Record<string, unknown> = {};
+    for (const name of schema.required ?? []) out[name] = exampleFor(schema.properties[name], doc);
+    return out;
+  }
+  if (schema.anyOf) return exampleFor(schema.anyOf.find((s: any) => s.type !== "null"), doc);
+  if (schema.type === "boolean") return true;
+  if (schema.type === "integer" || schema.type === "number") return schema.minimum ?? 1;
+  if (schema.type === "string") return "example";
+  if (schema.type === "array") return [exampleFor(schema.items, doc)];
+  return undefined;
+}
+
+/** Ids of tenant B for each kind of path id; a route with an id of an unknown kind fails the test. */
+function idFor(path: string, b: Tenant & { extraKeyId: string }): string {
+  if (/\/organizations\/\{id\}/.test(path)) return b.organization.id;
+  if (/\/projects\/\{id\}/.test(path)) return b.project.id;
+  if (/\/api-keys\/\{id\}/.test(path)) return b.extraKeyId;
+  throw new Error(`No cross-tenant id resolver for ${path}: add one to route-auth.test.ts`);
+}
+
+const fill = (path: string, id: string) => path.replace(/\{[^}]+\}/g, id);
+
+let a: Tenant;
+let b: Tenant & { extraKeyId: string };
+let noScopeKey: string;
+let ops: Operation[];
+
+beforeAll(async () => {
+  a = await createTenant("Tenant A");
+  const tb = await createTenant("Tenant B");
+  b = { ...tb, extraKeyId: (await createKey(tb, { scopes: ["projects:read"] })).id };
+  // A key holding a single scope that no route requires: every keyed route must answer 403.
+  noScopeKey = (await createKey(a, { scopes: ["jobs:run"] })).key;
+  ops = await operations();
+});
+
+describe("every registered route", () => {
+  it("declares its access rule", () => {
+    expect(ops.length).toBeGreaterThan(20);
+    for (const op of ops) expect(op.access, `${op.method} ${op.path}`).toBeTruthy();
+  });
+
+  it("answers 401 without a key, in its surface's envelope", async () => {
+    const guarded = ops.filter((o) => o.access !== "public");
+    expect(guarded.length).toBeGreaterThan(20);
+    for (const op of guarded) {
+      const res = await call(fill(op.path, "x_1"), { method: op.method, body: op.example });
+      expect(res.status, `${op.method} ${op.path}`).toBe(401);
+      if (op.path.startsWith("/api/v1/")) expect(res.body.error, op.path).toBe("unauthorized");
+      else expect(res.body.error.code, op.path).toBe("UNAUTHORIZED");
+    }
+  });
+
+  it("answers 401 to a well-formed key that does not exist", async () => {
+    const fake = `gl_live_${"0".repeat(64)}`;
+    for (const op of ops.filter((o) => typeof o.access === "string" && o.access.includes(":"))) {
+      const res = await call(fill(op.path, "x_1"), { method: op.method, key: fake, body: op.example });
+      expect(res.status, `${op.method} ${op.path}`).toBe(401);
+    }
+  });
+
+  it("answers 403 to a key without the route's scope", async () => {
+    const keyed = ops.filter((o) => o.access.includes(":") && o.access !== "jobs:run");
+    expect(keyed.length).toBeGreaterThan(20);
+    for (const op of keyed) {
+      const res = await call(fill(op.path, "x_1"), { method: op.method, key: noScopeKey, body: op.example });
+      expect(res.status, `${op.method} ${op.path}`).toBe(403);
+    }
+  });
+
+  it("answers 404 to another tenant's id, with the same body as a missing id", async () => {
+    const withIds = ops.filter((o) => o.access.includes(":") && /\{id\}/.test(o.path));
+    expect(withIds.length).toBeGreaterThan(10);
+    for (const op of withIds) {
+      const foreign = await call(fill(op.path, idFor(op.path, b)), { method: op.method, key: a.key, body: op.example });
+      const missing = await call(fill(op.path, idFor(op.path, b).replace(/_.*/, "_00000000000000000000000000")), {
+        method: op.method,
+        key: a.key,
+        body: op.example,
+      });
+      expect(foreign.status, `${op.method} ${op.path}: ${foreign.text}`).toBe(404);
+      expect(missing.status, `${op.method} ${op.path}`).toBe(404);
+      const strip = (body: any) => JSON.stringify(body).replace(/"(org|proj|key)_[0-9A-Z]+"/g, '"ID"');
+      expect(strip(foreign.body)).toBe(strip(missing.body));
+    }
+    // Nothing of B changed: its project and key still read back as before.
+    expect((await call(`/api/v1/projects/${b.project.id}`, { key: b.key })).body.name).toBe("Tenant B project");
+    expect((await call(`/api/v1/api-keys/${b.extraKeyId}`, { key: b.key })).body.is_active).toBe(true);
+  });
+});
+
+describe("the route table and the document agree", () => {
+  it("documents every route the app registers", async () => {
+    const documented = new Set(ops.map((o) => `${o.method} ${o.path.replace(/\{([^}]+)\}/g, ":$1")}`));
+    const undocumented = new Set(["GET /openapi.json", "GET /docs"]);
+    const registered = createApp()
+      .routes.filter((r) => r.method !== "ALL")
+      .map((r) => `${r.method} ${r.path}`)
+      .filter((r) => !undocumented.has(r));
+    for (const route of registered) expect(documented.has(route), route).toBe(true);
+  });
+});
