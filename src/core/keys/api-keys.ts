@@ -149,10 +149,16 @@ function assertManageable(principal: Principal, target: ApiKeyRow): void {
   }
 }
 
-function assertFutureExpiry(expiresAt: string | null | undefined, clock: Clock, field: string): void {
-  if (expiresAt && Date.parse(expiresAt) <= clock.now().getTime()) {
-    throw Invalid.field(field, "in_the_past", "must be in the future");
-  }
+/**
+ * Checks an expiry lies in the future and normalizes it to UTC (toISOString), so every stored
+ * timestamp has one format and compares correctly as text in SQL.
+ */
+function normalizeExpiry(expiresAt: string | null | undefined, clock: Clock, field: string): string | null | undefined {
+  if (!expiresAt) return expiresAt;
+  const at = Date.parse(expiresAt);
+  if (Number.isNaN(at)) throw Invalid.field(field, "invalid_format", "must be an ISO 8601 date-time");
+  if (at <= clock.now().getTime()) throw Invalid.field(field, "in_the_past", "must be in the future");
+  return new Date(at).toISOString();
 }
 
 export async function listApiKeys(
@@ -190,7 +196,7 @@ export async function createApiKey(ctx: CoreContext, input: CreateApiKeyInput): 
   if (projectId) await assertProjectVisible(ctx, projectId);
   const scopes = input.scopes ? [...new Set(input.scopes)] : defaultScopesFor(principal.scopes);
   assertGrantable(principal, scopes);
-  assertFutureExpiry(input.expiresAt, ctx.clock, names.expiresAt);
+  const expiresAt = normalizeExpiry(input.expiresAt, ctx.clock, names.expiresAt);
 
   const secret = await generateSecret();
   const now = nowIso(ctx.clock);
@@ -206,7 +212,7 @@ export async function createApiKey(ctx: CoreContext, input: CreateApiKeyInput): 
       lastFour: secret.lastFour,
       scopes,
       isActive: true,
-      expiresAt: input.expiresAt ?? null,
+      expiresAt: expiresAt ?? null,
       createdAt: now,
       updatedAt: now,
     })
@@ -232,12 +238,12 @@ export async function updateApiKey(ctx: CoreContext, id: string, input: UpdateAp
   requireScope(ctx.principal, "keys:write");
   assertManageable(ctx.principal, await findVisibleKey(ctx, id));
   if (input.scopes) assertGrantable(ctx.principal, input.scopes);
-  assertFutureExpiry(input.expiresAt, ctx.clock, input.fieldNames?.expiresAt ?? "expires_at");
+  const expiresAt = normalizeExpiry(input.expiresAt, ctx.clock, input.fieldNames?.expiresAt ?? "expires_at");
   const changes: Partial<ApiKeyRow> = { updatedAt: nowIso(ctx.clock) };
   if (input.name !== undefined) changes.name = input.name;
   if (input.isActive !== undefined) changes.isActive = input.isActive;
   if (input.scopes !== undefined) changes.scopes = [...new Set(input.scopes)];
-  if (input.expiresAt !== undefined) changes.expiresAt = input.expiresAt;
+  if (expiresAt !== undefined) changes.expiresAt = expiresAt;
   const row = await ctx.db
     .update(apiKeys)
     .set(changes)

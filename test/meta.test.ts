@@ -1,0 +1,116 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../src/app";
+import { ORIGIN, call } from "./helpers/http";
+import { createTenant } from "./helpers/factories";
+
+describe("meta", () => {
+  it("serves an OpenAPI 3.1 document with every surface tagged and the security schemes", async () => {
+    const res = await call("/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = res.body;
+    expect(doc.openapi).toBe("3.1.0");
+    const ops = Object.values<Record<string, any>>(doc.paths).flatMap((item) => Object.values<any>(item));
+    for (const op of ops) {
+      expect(op.operationId).toBeTruthy();
+      expect(op.tags?.length).toBeGreaterThan(0);
+    }
+    const tags = new Set(ops.flatMap((op) => op.tags));
+    expect([...tags].some((t) => t.startsWith("native"))).toBe(true);
+    expect([...tags].some((t) => t.startsWith("reporting"))).toBe(true);
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["adminToken", "apiKeyHeader", "bearerKey", "pantoKeyHeader"]);
+    for (const path of [
+      "/api/v1/admin/organizations",
+      "/api/v1/organizations",
+      "/api/v1/organizations/{id}",
+      "/api/v1/projects",
+      "/api/v1/projects/{id}",
+      "/api/v1/projects/{id}/settings",
+      "/api/v1/api-keys",
+      "/api/v1/api-keys/{id}",
+      "/api/v1/api-keys/{id}/rotate",
+      "/api/projects",
+      "/api/projects/{id}",
+      "/api/projects/{id}/settings",
+      "/api/teams",
+      "/api/api-keys",
+      "/api/api-keys/{id}",
+      "/healthz",
+      "/api/v1/openapi",
+    ]) {
+      expect(doc.paths[path], path).toBeDefined();
+    }
+    expect(doc.paths["/api/v1/projects"].post.requestBody.required).toBe(true);
+    expect(doc.components.schemas.Project).toBeDefined();
+  });
+
+  it("redirects /api/v1/openapi to /openapi.json", async () => {
+    const res = await call("/api/v1/openapi");
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("/openapi.json");
+  });
+
+  it("serves an interactive explorer at /docs", async () => {
+    const res = await call("/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    expect(res.text).toContain("/openapi.json");
+  });
+});
+
+describe("errors and request ids", () => {
+  it("every response carries X-Request-Id; a sane incoming one is kept", async () => {
+    const t = await createTenant();
+    for (const [path, key] of [["/healthz", undefined], ["/api/v1/projects", t.key], ["/api/v1/projects", undefined], ["/nope", undefined]] as const) {
+      const res = await call(path, { key });
+      expect(res.headers.get("x-request-id"), path).toMatch(/^req_[0-9a-f]{32}$/);
+    }
+    const kept = await call("/healthz", { headers: { "X-Request-Id": "ci-run-42.step-7" } });
+    expect(kept.headers.get("x-request-id")).toBe("ci-run-42.step-7");
+    const replaced = await call("/healthz", { headers: { "X-Request-Id": "<script>" } });
+    expect(replaced.headers.get("x-request-id")).toMatch(/^req_/);
+  });
+
+  it("unknown routes answer 404 in the envelope of the surface they fall in", async () => {
+    expect((await call("/api/v1/nope")).body).toMatchObject({ error: "not_found" });
+    expect((await call("/api/nope")).body.error).toMatchObject({ code: "NOT_FOUND" });
+    expect((await call("/nowhere")).body).toMatchObject({ error: "not_found" });
+  });
+
+  it("the plan-trigger and suite-trigger paths answer in their own envelopes", async () => {
+    const plan = await call("/api/v1/run", { method: "POST", body: {} });
+    expect(plan.body).toEqual({ error: expect.any(String) });
+    const suite = await call("/api/v1/qa/external/testsuite/trigger", { method: "POST", body: {} });
+    expect(suite.body).toEqual({ detail: expect.any(String) });
+  });
+
+  it("a 500 never carries the internal message, on any surface", async () => {
+    const broken = {
+      ...env,
+      DB: new Proxy(env.DB, {
+        get() {
+          throw new Error("SECRET internal detail: table exploded");
+        },
+      }),
+    };
+    const t = await createTenant();
+    const app = createApp();
+    const errors: string[] = [];
+    const original = console.error;
+    console.error = (line: string) => errors.push(line);
+    try {
+      for (const path of ["/api/v1/projects", "/api/projects?teamId=x"]) {
+        const res = await app.fetch(new Request(`${ORIGIN}${path}`, { headers: { "X-API-Key": t.key } }), broken);
+        const text = await res.text();
+        expect(res.status, path).toBe(500);
+        expect(text).not.toContain("SECRET");
+        expect(text).toContain("X-Request-Id");
+        const id = res.headers.get("x-request-id");
+        expect(errors.some((line) => line.includes(id!) && line.includes("SECRET"))).toBe(true);
+      }
+    } finally {
+      console.error = original;
+    }
+    expect(errors.join("\n")).not.toContain(t.key);
+  });
+});
