@@ -34,7 +34,7 @@ describe("declared bindings are real and wired", () => {
       { id: "m1", timestamp: new Date(), attempts: 1, body: { type: "unknown.kind" } },
     ]);
     const ctx = createExecutionContext();
-    await worker.queue(batch, env, ctx);
+    await worker.queue(batch, env);
     const result = await getQueueResult(batch, ctx);
     expect(result.outcome).toBe("ok");
     expect(result.retryMessages.map((m) => m.msgId)).toEqual(["m1"]);
