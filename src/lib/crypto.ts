@@ -34,12 +34,11 @@ export function timingSafeEqualHex(a: string, b: string): boolean {
   return crypto.subtle.timingSafeEqual(encoder.encode(a), encoder.encode(b));
 }
 
-async function hkdfKey(secret: string, info: string, usage: "encrypt" | "sign"): Promise<CryptoKey> {
+/** An AES-256-GCM key derived with HKDF from a secret and a purpose label, so one secret serves many uses. */
+async function hkdfKey(secret: string, info: string): Promise<CryptoKey> {
   const base = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"]);
   const params = { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: encoder.encode(info) };
-  return usage === "encrypt"
-    ? crypto.subtle.deriveKey(params, base, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"])
-    : crypto.subtle.deriveKey(params, base, { name: "HMAC", hash: "SHA-256", length: 256 }, false, ["sign", "verify"]);
+  return crypto.subtle.deriveKey(params, base, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 }
 
 function toBase64(bytes: Uint8Array): string {
@@ -57,7 +56,7 @@ function fromBase64(text: string): Uint8Array {
 
 /** AES-256-GCM with a key derived (HKDF) from `secret` and a purpose label; output is base64(iv|ciphertext). */
 export async function encryptText(secret: string, purpose: string, plaintext: string): Promise<string> {
-  const key = await hkdfKey(secret, purpose, "encrypt");
+  const key = await hkdfKey(secret, purpose);
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, encoder.encode(plaintext)));
   const out = new Uint8Array(iv.length + sealed.length);
@@ -67,7 +66,7 @@ export async function encryptText(secret: string, purpose: string, plaintext: st
 }
 
 export async function decryptText(secret: string, purpose: string, sealed: string): Promise<string> {
-  const key = await hkdfKey(secret, purpose, "encrypt");
+  const key = await hkdfKey(secret, purpose);
   const bytes = fromBase64(sealed);
   const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.slice(0, 12) }, key, bytes.slice(12));
   return new TextDecoder().decode(plain);

@@ -1,6 +1,6 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { systemClock, type CoreContext } from "../core/context";
+import { systemClock, type AdminContext, type CoreContext } from "../core/context";
 import { createDb } from "../db/client";
 import type { AppEnv } from "../http/app-env";
 import { validationHook } from "../http/validation";
@@ -21,4 +21,9 @@ export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
 
 export function jsonResponse<T extends z.ZodType>(schema: T, description: string) {
   return { description, content: { "application/json": { schema } } } as const;
+}
+
+/** The core context of a request authorized by ADMIN_TOKEN. */
+export function adminContext(c: Context<AppEnv>): AdminContext {
+  return { db: createDb(c.env.DB), env: c.env, clock: systemClock };
 }

@@ -1,9 +1,7 @@
-import { systemClock } from "../../core/context";
 import { createOrganization } from "../../core/orgs/organizations";
-import { createDb } from "../../db/client";
 import { defineRoute } from "../../http/routes";
 import { nativeErrors } from "../errors-openapi";
-import { jsonBody, jsonResponse, surfaceApp } from "../shared";
+import { adminContext, jsonBody, jsonResponse, surfaceApp } from "../shared";
 import {
   CreateOrganizationBody,
   CreatedOrganizationSchema,
@@ -33,10 +31,7 @@ const createOrganizationRoute = defineRoute(
 
 export const adminRoutes = surfaceApp().openapi(createOrganizationRoute, async (c) => {
   const body = c.req.valid("json");
-  const created = await createOrganization(
-    { db: createDb(c.env.DB), env: c.env, clock: systemClock },
-    { name: body.name, projectName: body.project_name },
-  );
+  const created = await createOrganization(adminContext(c), { name: body.name, projectName: body.project_name });
   return c.json(
     {
       organization: organizationOut(created.organization),
