@@ -24,6 +24,9 @@ export default defineConfig(async () => {
     ],
     test: {
       include: ["test/**/*.test.ts"],
+      // In CI a JSON report as well, from which .ci/run prints the closing "N passed, N failed".
+      reporters: process.env.CI ? ["default", "json"] : ["default"],
+      outputFile: { json: "test-results/workers.json" },
       setupFiles: ["./test/setup/apply-migrations.ts"],
     },
   };
