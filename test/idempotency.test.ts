@@ -66,6 +66,17 @@ describe("Idempotency-Key on creating POSTs", () => {
     expect(r2.body).toEqual(r1.body);
   });
 
+  it("does not keep a refused request: the client can fix the body and retry with the same key", async () => {
+    const t = await createTenant();
+    const headers = { "Idempotency-Key": "fix-and-retry" };
+    const bad = await call("/api/v1/projects", { method: "POST", key: t.key, body: { name: "" }, headers });
+    expect(bad.status).toBe(400);
+    const good = await call("/api/v1/projects", { method: "POST", key: t.key, body: { name: "fixed" }, headers });
+    expect(good.status).toBe(201);
+    const replay = await call("/api/v1/projects", { method: "POST", key: t.key, body: { name: "fixed" }, headers });
+    expect(replay.body.id).toBe(good.body.id);
+  });
+
   it("rejects an unusable Idempotency-Key", async () => {
     const t = await createTenant();
     const res = await call("/api/v1/projects", { method: "POST", key: t.key, body: { name: "x" }, headers: { "Idempotency-Key": "k".repeat(300) } });

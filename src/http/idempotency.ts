@@ -5,8 +5,14 @@ import { createDb } from "../db/client";
 import type { AppEnv } from "./app-env";
 
 /**
+ * Statuses that mean the request was refused before anything ran (bad body, too large, wrong
+ * media type) or failed on our side: the key is freed so the client can fix and retry with it.
+ */
+const NOT_KEPT = new Set([400, 413, 415]);
+
+/**
  * Honours `Idempotency-Key` on POSTs that create something. Runs after authentication, so each
- * caller has its own key namespace. Responses below 500 are kept for replay; a 5xx frees the key.
+ * caller has its own key namespace. Responses are kept for replay unless NOT_KEPT or 5xx.
  */
 export const idempotency: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(async (c, next) => {
   const idempotencyKey = c.req.header("idempotency-key");
@@ -36,7 +42,7 @@ export const idempotency: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(a
     await claim.release(null);
     throw err;
   }
-  if (c.res.status >= 500) {
+  if (c.res.status >= 500 || NOT_KEPT.has(c.res.status)) {
     await claim.release(null);
   } else {
     await claim.release({
