@@ -19,7 +19,7 @@ export const API_VERSION = "1.0.0";
  * idempotency run per route (see http/routes.ts), then validation, then the handler.
  */
 export function createApp() {
-  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook as never });
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use("*", requestId);
   app.use("*", httpsGuard);
   app.use("/api/*", jsonBodyLimit);

@@ -1,6 +1,7 @@
-import type { Context } from "hono";
+import type { OpenAPIHonoOptions } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
 import { Invalid, type FieldLocation } from "../core/errors";
+import type { AppEnv } from "./app-env";
 
 const TARGET_LOCATION: Record<string, FieldLocation> = {
   json: "body",
@@ -77,9 +78,8 @@ export function invalidFromZod(error: ZodError, target: string, data: unknown): 
 }
 
 /** The defaultHook of every OpenAPIHono: validation failures become domain errors, rendered per surface. */
-export function validationHook(
-  result: { success: true } | { success: false; error: ZodError; target?: string; data?: unknown },
-  _c: Context,
-): void {
-  if (!result.success) throw invalidFromZod(result.error, result.target ?? "json", result.data);
-}
+export const validationHook: NonNullable<OpenAPIHonoOptions<AppEnv>["defaultHook"]> = (result) => {
+  // @hono/zod-validator passes the raw input as `data` on failure too (its type omits it); it
+  // tells a missing field ("is required") from a wrong one.
+  if (!result.success) throw invalidFromZod(result.error, result.target, "data" in result ? result.data : undefined);
+};

@@ -7,7 +7,7 @@ import { validationHook } from "../http/validation";
 
 /** A surface's router: validation failures become domain errors rendered in the surface's envelope. */
 export function surfaceApp(): OpenAPIHono<AppEnv> {
-  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook as never });
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 }
 
 /** The core context of an authenticated request. */
