@@ -1,122 +1,20 @@
 // End-to-end smoke test: starts the REAL local server (scripts/dev.mjs, which applies the D1
 // migrations to a fresh --persist-to directory and then runs `wrangler dev`) and calls it over
 // HTTP on loopback. Run with `npm run test:e2e` (vitest.e2e.config.ts: Node environment).
+// Starting and stopping the server is scripts/local-server.mjs, shared with bench/.
 //
 // Needs no .dev.vars: every variable and secret is passed with `wrangler dev --var`, which also
 // overrides whatever a developer's .dev.vars says (dev.mjs still creates .dev.vars from the
 // example when it is missing, as `npm run dev` does).
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { QUIET_ENV, ROOT, startLocalServer, type LocalServer } from "../../scripts/local-server.mjs";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const HOST = "127.0.0.1";
 const ADMIN_TOKEN = "e2e-admin-token";
-const STARTUP_TIMEOUT_MS = 90_000;
 const REQUEST_TIMEOUT_MS = 15_000;
-const SHUTDOWN_TIMEOUT_MS = 15_000;
 
-// Keeps wrangler from calling out to the internet (telemetry, the Request.cf sample) and from
-// ever waiting for input.
-const CHILD_ENV = {
-  ...process.env,
-  CI: "true",
-  WRANGLER_SEND_METRICS: "false",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  NO_COLOR: "1",
-};
-
-let server: ChildProcess | undefined;
-let persistDir = "";
+let server: LocalServer | undefined;
 let baseUrl = "";
-let serverLog = "";
-
-function appendLog(chunk: Buffer | string) {
-  serverLog += chunk.toString();
-  // Keep the tail only: enough to explain a failure.
-  if (serverLog.length > 200_000) serverLog = serverLog.slice(-100_000);
-}
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.unref();
-    probe.once("error", reject);
-    probe.listen(0, HOST, () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => (port ? resolvePort(port) : reject(new Error("no port assigned"))));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function isRunning(child: ChildProcess | undefined): boolean {
-  return !!child && child.exitCode === null && child.signalCode === null;
-}
-
-/** Signals the server's whole process group (dev.mjs, wrangler, workerd, esbuild). */
-function signalGroup(signal: NodeJS.Signals): boolean {
-  if (!server?.pid) return false;
-  try {
-    process.kill(-server.pid, signal);
-    return true;
-  } catch {
-    return false; // ESRCH: the group is gone
-  }
-}
-
-function groupAlive(): boolean {
-  return signalGroup(0 as unknown as NodeJS.Signals);
-}
-
-// Last resort if the test process exits without running afterAll (e.g. Ctrl-C during startup:
-// the server has its own process group, so the terminal's SIGINT does not reach it).
-const killOnExit = () => {
-  signalGroup("SIGKILL");
-  try {
-    if (persistDir) rmSync(persistDir, { recursive: true, force: true });
-  } catch {
-    // best effort
-  }
-};
-
-async function stopServer() {
-  if (!server?.pid) return;
-  signalGroup("SIGTERM");
-  const deadline = Date.now() + SHUTDOWN_TIMEOUT_MS;
-  while (groupAlive() && Date.now() < deadline) await sleep(200);
-  if (groupAlive()) {
-    signalGroup("SIGKILL");
-    const killDeadline = Date.now() + 5_000;
-    while (groupAlive() && Date.now() < killDeadline) await sleep(100);
-  }
-  process.off("exit", killOnExit);
-}
-
-async function waitForHealthy() {
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  let last = "no answer yet";
-  while (Date.now() < deadline) {
-    if (!isRunning(server)) {
-      throw new Error(`server exited early (code ${server?.exitCode}, signal ${server?.signalCode})\n${serverLog}`);
-    }
-    try {
-      const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      if (res.status === 200) return;
-      last = `status ${res.status}: ${await res.text()}`;
-    } catch (err) {
-      last = String((err as Error)?.cause ?? err);
-    }
-    await sleep(250);
-  }
-  throw new Error(`GET /healthz not 200 within ${STARTUP_TIMEOUT_MS / 1000} s (last: ${last})\n${serverLog}`);
-}
 
 interface Answer {
   status: number;
@@ -158,7 +56,7 @@ function runBootstrap(args: string[]): Promise<{ code: number | null; stdout: st
   return new Promise((resolveRun, reject) => {
     const child = spawn(cmd, cmdArgs, {
       cwd: ROOT,
-      env: { ...CHILD_ENV, GREENLIGHT_URL: baseUrl, ADMIN_TOKEN },
+      env: { ...process.env, ...QUIET_ENV, GREENLIGHT_URL: baseUrl, ADMIN_TOKEN },
       stdio: ["ignore", "pipe", "pipe"],
       shell: process.platform === "win32",
     });
@@ -179,38 +77,21 @@ function runBootstrap(args: string[]): Promise<{ code: number | null; stdout: st
 }
 
 beforeAll(async () => {
-  persistDir = mkdtempSync(join(tmpdir(), "greenlight-e2e-"));
-  const port = await freeLoopbackPort();
-  baseUrl = `http://${HOST}:${port}`;
-
-  // scripts/dev.mjs = `wrangler d1 migrations apply DB --local --persist-to DIR`, then
-  // `wrangler dev` with these arguments. Its own process group, so afterAll can end all of it.
-  server = spawn(
-    process.execPath,
-    [
-      join(ROOT, "scripts", "dev.mjs"),
-      "--port", String(port),
-      "--ip", HOST,
-      "--persist-to", persistDir,
-      "--var", "REQUIRE_HTTPS:false",
-      "--var", `ADMIN_TOKEN:${ADMIN_TOKEN}`,
-      "--var", "URL_SIGNING_SECRET:e2e-signing-secret",
-      "--var", "PUBLIC_BASE_URL:", // empty: the request's own origin
-      "--show-interactive-dev-session=false",
-    ],
-    { cwd: ROOT, env: CHILD_ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  process.on("exit", killOnExit);
-  server.stdout!.on("data", appendLog);
-  server.stderr!.on("data", appendLog);
-
-  await waitForHealthy();
+  server = await startLocalServer({
+    tempPrefix: "greenlight-e2e-",
+    vars: {
+      REQUIRE_HTTPS: "false",
+      ADMIN_TOKEN,
+      URL_SIGNING_SECRET: "e2e-signing-secret",
+      PUBLIC_BASE_URL: "", // empty: the request's own origin
+    },
+  });
+  baseUrl = server.baseUrl;
 });
 
 afterAll(async () => {
-  await stopServer();
-  if (persistDir) rmSync(persistDir, { recursive: true, force: true });
-  if (process.env.E2E_SHOW_SERVER_LOG) console.log(serverLog);
+  await server?.stop();
+  if (process.env.E2E_SHOW_SERVER_LOG && server) console.log(server.log());
 });
 
 describe("local server over HTTP", () => {
