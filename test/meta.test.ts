@@ -84,6 +84,25 @@ describe("errors and request ids", () => {
     expect(suite.body).toEqual({ detail: expect.any(String) });
   });
 
+  it("client errors are logged with the request id, never with the key", async () => {
+    const t = await createTenant();
+    const lines: string[] = [];
+    const original = console.log;
+    console.log = (line: string) => lines.push(line);
+    try {
+      const res = await call("/api/v1/projects/proj_missing", { key: t.key });
+      expect(res.status).toBe(404);
+      const denied = await call("/api/v1/projects", { headers: { Authorization: `Bearer ${t.key.slice(0, -1)}0` } });
+      expect(denied.status).toBe(401);
+      const logged = lines.map((l) => JSON.parse(l));
+      expect(logged).toContainEqual(expect.objectContaining({ request_id: res.headers.get("x-request-id"), status: 404, error: "not_found" }));
+      expect(logged).toContainEqual(expect.objectContaining({ request_id: denied.headers.get("x-request-id"), status: 401 }));
+    } finally {
+      console.log = original;
+    }
+    expect(lines.join("\n")).not.toContain(t.key.slice(16, -1));
+  });
+
   it("a 500 never carries the internal message, on any surface", async () => {
     const broken = {
       ...env,

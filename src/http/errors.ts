@@ -127,8 +127,20 @@ export function renderError(err: unknown, c: Context<AppEnv>): Response {
         stack: e.stack,
       }),
     );
-  } else if (domain.status >= 500) {
-    console.error(JSON.stringify({ level: "error", request_id: requestId, error: domain.name, message: domain.message }));
+  } else {
+    // Client errors too, so an operator can follow a caller's X-Request-Id; messages are written
+    // for clients and carry no secrets, and no header (so no key) is ever logged.
+    console.log(
+      JSON.stringify({
+        level: "info",
+        request_id: requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: domain.status,
+        error: domain.kind,
+        message: domain.message,
+      }),
+    );
   }
   const headers: Record<string, string> = {};
   if (domain instanceof RateLimited) headers["Retry-After"] = String(domain.retryAfterSeconds);
