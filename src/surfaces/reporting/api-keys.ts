@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { Id } from "../fields";
 import { createApiKey, listApiKeys, updateApiKey } from "../../core/keys/api-keys";
 import { ReportingPageQuery, pageOf, reportingList, reportingListSchema } from "../../http/pagination";
 import { defineRoute } from "../../http/routes";
@@ -23,7 +23,7 @@ const listRoute = defineRoute({ scope: "keys:read" }, {
   operationId: "reportingListApiKeys",
   tags,
   summary: "List a project's API keys (masked)",
-  request: { query: ReportingPageQuery.extend({ projectId: z.string().min(1).max(100) }) },
+  request: { query: ReportingPageQuery.extend({ projectId: Id }) },
   responses: {
     200: jsonResponse(reportingListSchema(ReportingApiKey, "ReportingApiKeyList"), "Keys."),
     ...reportingErrors(400, 401, 403, 404),

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { Id } from "../fields";
 import {
   createProject,
   deleteProject,
@@ -33,7 +33,7 @@ const listRoute = defineRoute({ scope: "projects:read" }, {
   operationId: "reportingListProjects",
   tags,
   summary: "List the projects of a team",
-  request: { query: ReportingPageQuery.extend({ teamId: z.string().min(1).max(100) }) },
+  request: { query: ReportingPageQuery.extend({ teamId: Id }) },
   responses: {
     200: jsonResponse(reportingListSchema(ReportingProject, "ReportingProjectList"), "Projects."),
     ...reportingErrors(400, 401, 403, 404),

@@ -1,14 +1,11 @@
 import { z } from "@hono/zod-openapi";
-import { NAME_MAX_LENGTH, SETTINGS_LIMITS } from "../../core/limits";
+import { SETTINGS_LIMITS } from "../../core/limits";
+import { DateTimeInput, Id, Name, Timestamp } from "../fields";
 import type { Organization } from "../../core/orgs/organizations";
 import type { Project, ProjectSettings } from "../../core/projects/projects";
 import type { ApiKey, IssuedApiKey } from "../../core/keys/api-keys";
 
-const Name = z.string().trim().min(1).max(NAME_MAX_LENGTH);
-const Id = z.string().min(1).max(100);
-const Timestamp = z.string().openapi({ example: "2026-03-19T10:00:00.000Z" });
-
-export const IdParam = z.object({ id: Id.openapi({ param: { name: "id", in: "path" } }) });
+export { IdParam } from "../fields";
 
 export const ReportingProject = z
   .object({ id: z.string(), name: z.string(), teamId: z.string(), createdAt: Timestamp, updatedAt: Timestamp })
@@ -73,7 +70,7 @@ export const ReportingCreateApiKeyBody = z
   .object({
     projectId: Id,
     name: Name.openapi({ example: "GitLab CI" }),
-    expiresAt: z.iso.datetime({ offset: true }).nullable().optional().openapi({ example: "2026-12-31T23:59:59Z" }),
+    expiresAt: DateTimeInput.nullable().optional(),
   })
   .openapi("ReportingCreateApiKey");
 

@@ -1,16 +1,14 @@
 import { z } from "@hono/zod-openapi";
-import { DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH, SETTINGS_LIMITS } from "../../core/limits";
+import { DESCRIPTION_MAX_LENGTH, SETTINGS_LIMITS } from "../../core/limits";
+import { DateTimeInput, Id, Name, Timestamp } from "../fields";
 import { SCOPES } from "../../core/keys/scopes";
 import type { Organization } from "../../core/orgs/organizations";
 import type { Project, ProjectSettings } from "../../core/projects/projects";
 import type { ApiKey, IssuedApiKey } from "../../core/keys/api-keys";
 
-export const Name = z.string().trim().min(1).max(NAME_MAX_LENGTH);
-const Timestamp = z.string().openapi({ example: "2026-03-19T10:00:00.000Z" });
-const FutureTimestamp = z.iso.datetime({ offset: true }).openapi({ example: "2026-12-31T23:59:59Z" });
 const ScopeEnum = z.enum(SCOPES);
 
-export const IdParam = z.object({ id: z.string().min(1).max(100).openapi({ param: { name: "id", in: "path" } }) });
+export { IdParam } from "../fields";
 
 export const OrganizationSchema = z
   .object({ id: z.string().openapi({ example: "org_01JD3W6Q8X4N2B7R5T9V0YHZKM" }), number: z.number().int(), name: z.string(), created_at: Timestamp, updated_at: Timestamp })
@@ -77,12 +75,12 @@ export const IssuedApiKeySchema = ApiKeySchema.extend({
 export const CreateApiKeyBody = z
   .object({
     name: Name.openapi({ example: "ci-pipeline-prod" }),
-    project_id: z.string().min(1).max(100).nullable().optional().openapi({ description: "Restrict the key to one project." }),
+    project_id: Id.nullable().optional().openapi({ description: "Restrict the key to one project." }),
     scopes: z.array(ScopeEnum).min(1).max(SCOPES.length * 2).optional().openapi({
       description: "Defaults to what a CI runner needs, limited to the scopes of the calling key.",
       example: ["builds:create", "testruns:create", "results:submit"],
     }),
-    expires_at: FutureTimestamp.nullable().optional(),
+    expires_at: DateTimeInput.nullable().optional(),
   })
   .openapi("CreateApiKey");
 
@@ -91,7 +89,7 @@ export const UpdateApiKeyBody = z
     name: Name.optional(),
     is_active: z.boolean().optional(),
     scopes: z.array(ScopeEnum).min(1).max(SCOPES.length * 2).optional(),
-    expires_at: FutureTimestamp.nullable().optional(),
+    expires_at: DateTimeInput.nullable().optional(),
   })
   .openapi("UpdateApiKey");
 
