@@ -160,6 +160,17 @@ describe("reporting API keys (reference 003)", () => {
     const noActive = await call(`/api/api-keys/${k.id}`, { method: "PATCH", headers: { "X-API-Key": t.key }, body: {} });
     expect(noActive.status).toBe(400);
     expect(noActive.body.error.details.field).toBe("isActive");
+    const past = await call("/api/api-keys", {
+      method: "POST",
+      headers: { "X-API-Key": t.key },
+      body: { projectId: t.project.id, name: "x", expiresAt: "2001-01-01T00:00:00Z" },
+    });
+    expect(past.status).toBe(400);
+    expect(past.body.error).toEqual({
+      code: "VALIDATION_ERROR",
+      message: "Field 'expiresAt' must be in the future",
+      details: { field: "expiresAt", reason: "in_the_past", location: "body" },
+    });
     const p2 = await createProject(t);
     const other = await call(`/api/api-keys?projectId=${p2.id}`, { headers: { "X-API-Key": t.key } });
     expect(other.body.data).toEqual([]);

@@ -174,6 +174,21 @@ describe("reporting projects (reference 003)", () => {
     expect(bad.body.error).toMatchObject({ code: "VALIDATION_ERROR", message: "Field 'flakinessThreshold' must be at most 1", details: { field: "flakinessThreshold" } });
   });
 
+  it("speaks camelCase in error details too", async () => {
+    const t = await createTenant();
+    const k = await createKey(t, { scopes: ["projects:read"] });
+    const res = await call(`/api/projects/${t.project.id}/settings`, { method: "PATCH", headers: { "X-API-Key": k.key }, body: { flakinessThreshold: 0.5 } });
+    expect(res.status).toBe(403);
+    expect(res.body.error.details).toEqual({ requiredScope: "settings:write" });
+    const big = await call("/api/projects", {
+      method: "POST",
+      headers: { "X-API-Key": t.key },
+      body: { name: "x", teamId: t.organization.id, pad: "y".repeat(1024 * 1024) },
+    });
+    expect(big.status).toBe(413);
+    expect(big.body.error.details).toEqual({ maxBytes: 1024 * 1024 });
+  });
+
   it("lists the key's organization as its team", async () => {
     const t = await createTenant("Acme Engineering");
     const res = await call("/api/teams", { headers: { "X-API-Key": t.key } });

@@ -64,11 +64,25 @@ export function toDomainError(err: unknown): DomainError | null {
   return null;
 }
 
+const camel = (name: string) => name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * The core names fields and detail keys in snake_case; the reporting surface speaks camelCase,
+ * so its renderer translates both (a name already in camelCase passes through unchanged).
+ */
+function camelDetails(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(camelDetails);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [camel(k), k === "field" && typeof v === "string" ? camel(v) : camelDetails(v)]),
+  );
+}
+
 function reportingMessage(err: DomainError): string {
   if (err instanceof Invalid && err.predicate && typeof err.details.field === "string") {
     const location = (err.details.location as FieldLocation | undefined) ?? "body";
     const noun = location === "body" ? "Field" : capitalize(Invalid.locationNoun(location));
-    return `${noun} '${err.details.field}' ${err.predicate}`;
+    return `${noun} '${camel(err.details.field)}' ${err.predicate}`;
   }
   return err.message.replace(/\.$/, "");
 }
@@ -101,7 +115,7 @@ function body(surface: Surface, err: DomainError | null): unknown {
     case "native":
       return { error: NATIVE_CODES[err.kind], message: err.message, details: err.details };
     case "reporting":
-      return { error: { code: REPORTING_CODES[err.kind], message: reportingMessage(err), details: err.details } };
+      return { error: { code: REPORTING_CODES[err.kind], message: reportingMessage(err), details: camelDetails(err.details) } };
     case "plan-trigger":
       return { error: planTriggerMessage(err) };
     case "suite-trigger":

@@ -153,7 +153,8 @@ function assertManageable(principal: Principal, target: ApiKeyRow): void {
  * Checks an expiry lies in the future and normalizes it to UTC (toISOString), so every stored
  * timestamp has one format and compares correctly as text in SQL.
  */
-function normalizeExpiry(expiresAt: string | null | undefined, clock: Clock, field: string): string | null | undefined {
+function normalizeExpiry(expiresAt: string | null | undefined, clock: Clock): string | null | undefined {
+  const field = "expires_at";
   if (!expiresAt) return expiresAt;
   const at = Date.parse(expiresAt);
   if (Number.isNaN(at)) throw Invalid.field(field, "invalid_format", "must be an ISO 8601 date-time");
@@ -182,13 +183,10 @@ export interface CreateApiKeyInput {
   projectId?: string | null;
   scopes?: Scope[];
   expiresAt?: string | null;
-  /** Field names as the calling surface spells them, for error messages. */
-  fieldNames?: { projectId: string; expiresAt: string };
 }
 
 export async function createApiKey(ctx: CoreContext, input: CreateApiKeyInput): Promise<IssuedApiKey> {
   requireScope(ctx.principal, "keys:write");
-  const names = input.fieldNames ?? { projectId: "project_id", expiresAt: "expires_at" };
   const { principal } = ctx;
   // A project-restricted key can only mint keys for its own project.
   const projectId = input.projectId ?? principal.projectId;
@@ -196,7 +194,7 @@ export async function createApiKey(ctx: CoreContext, input: CreateApiKeyInput): 
   if (projectId) await assertProjectVisible(ctx, projectId);
   const scopes = input.scopes ? [...new Set(input.scopes)] : defaultScopesFor(principal.scopes);
   assertGrantable(principal, scopes);
-  const expiresAt = normalizeExpiry(input.expiresAt, ctx.clock, names.expiresAt);
+  const expiresAt = normalizeExpiry(input.expiresAt, ctx.clock);
 
   const secret = await generateSecret();
   const now = nowIso(ctx.clock);
@@ -231,14 +229,13 @@ export interface UpdateApiKeyInput {
   isActive?: boolean;
   scopes?: Scope[];
   expiresAt?: string | null;
-  fieldNames?: { expiresAt: string };
 }
 
 export async function updateApiKey(ctx: CoreContext, id: string, input: UpdateApiKeyInput): Promise<ApiKey> {
   requireScope(ctx.principal, "keys:write");
   assertManageable(ctx.principal, await findVisibleKey(ctx, id));
   if (input.scopes) assertGrantable(ctx.principal, input.scopes);
-  const expiresAt = normalizeExpiry(input.expiresAt, ctx.clock, input.fieldNames?.expiresAt ?? "expires_at");
+  const expiresAt = normalizeExpiry(input.expiresAt, ctx.clock);
   const changes: Partial<ApiKeyRow> = { updatedAt: nowIso(ctx.clock) };
   if (input.name !== undefined) changes.name = input.name;
   if (input.isActive !== undefined) changes.isActive = input.isActive;

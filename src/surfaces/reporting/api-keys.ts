@@ -69,14 +69,10 @@ export const reportingApiKeyRoutes = surfaceApp()
       name: body.name,
       projectId: body.projectId,
       expiresAt: body.expiresAt,
-      fieldNames: { projectId: "projectId", expiresAt: "expiresAt" },
     });
     return c.json(issuedApiKeyOut(key), 201);
   })
   .openapi(updateRoute, async (c) => {
-    const key = await updateApiKey(coreContext(c), c.req.valid("param").id, {
-      isActive: c.req.valid("json").isActive,
-      fieldNames: { expiresAt: "expiresAt" },
-    });
+    const key = await updateApiKey(coreContext(c), c.req.valid("param").id, { isActive: c.req.valid("json").isActive });
     return c.json({ id: key.id, name: key.name, isActive: key.isActive, updatedAt: key.updatedAt }, 200);
   });
