@@ -174,5 +174,9 @@ describe("reporting API keys (reference 003)", () => {
     const p2 = await createProject(t);
     const other = await call(`/api/api-keys?projectId=${p2.id}`, { headers: { "X-API-Key": t.key } });
     expect(other.body.data).toEqual([]);
+    const foreignTenant = await createTenant();
+    const foreign = await call(`/api/api-keys?projectId=${foreignTenant.project.id}`, { headers: { "X-API-Key": t.key } });
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.error.code).toBe("NOT_FOUND");
   });
 });

@@ -1,7 +1,7 @@
 import { and, asc, count, eq, isNull, lt, or, type SQL } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import { apiKeys, type ApiKeyRow } from "../../db/schema";
-import { assertProjectVisible } from "../projects/projects";
+import { apiKeys, projects, type ApiKeyRow } from "../../db/schema";
+import { assertProjectVisible, visibleProjects } from "../projects/projects";
 import { newId } from "../../lib/ids";
 import { randomHex, sha256Hex, timingSafeEqualHex } from "../../lib/crypto";
 import { type CoreContext, type Principal, type Clock, nowIso, requireScope } from "../context";
@@ -167,14 +167,24 @@ export async function listApiKeys(
   input: { page: PageRequest; projectId?: string },
 ): Promise<Paged<ApiKey>> {
   requireScope(ctx.principal, "keys:read");
-  if (input.projectId) await assertProjectVisible(ctx, input.projectId);
-  const where = input.projectId
-    ? and(visibleKeys(ctx.principal), eq(apiKeys.projectId, input.projectId))!
-    : visibleKeys(ctx.principal);
-  const [totalRows, rows] = await ctx.db.batch([
-    ctx.db.select({ total: count() }).from(apiKeys).where(where),
-    ctx.db.select().from(apiKeys).where(where).orderBy(asc(apiKeys.id)).limit(input.page.limit).offset(input.page.offset),
-  ]);
+  const { projectId } = input;
+  const where = projectId ? and(visibleKeys(ctx.principal), eq(apiKeys.projectId, projectId))! : visibleKeys(ctx.principal);
+  const total = ctx.db.select({ total: count() }).from(apiKeys).where(where);
+  const page = ctx.db.select().from(apiKeys).where(where).orderBy(asc(apiKeys.id)).limit(input.page.limit).offset(input.page.offset);
+  let totalRows: { total: number }[];
+  let rows: ApiKeyRow[];
+  if (projectId) {
+    // The project check rides in the same batch as the page: one D1 round trip, not two.
+    const visible = ctx.db
+      .select({ id: projects.id })
+      .from(projects)
+      .where(and(eq(projects.id, projectId), visibleProjects(ctx.principal)));
+    const [found, t, r] = await ctx.db.batch([visible, total, page]);
+    if (found.length === 0) throw new NotFound("Project", { id: projectId });
+    [totalRows, rows] = [t, r];
+  } else {
+    [totalRows, rows] = await ctx.db.batch([total, page]);
+  }
   return { items: rows.map(toApiKey), total: totalRows[0]?.total ?? 0, ...input.page };
 }
 
