@@ -78,10 +78,14 @@ describe("errors and request ids", () => {
   });
 
   it("the plan-trigger and suite-trigger paths answer in their own envelopes", async () => {
+    // Their endpoints arrive with the triggers issue; until then the paths are unknown, and say so
+    // in the envelope their clients parse.
     const plan = await call("/api/v1/run", { method: "POST", body: {} });
-    expect(plan.body).toEqual({ error: expect.any(String) });
+    expect(plan.status).toBe(404);
+    expect(plan.body).toEqual({ error: "Resource not found" });
     const suite = await call("/api/v1/qa/external/testsuite/trigger", { method: "POST", body: {} });
-    expect(suite.body).toEqual({ detail: expect.any(String) });
+    expect(suite.status).toBe(404);
+    expect(suite.body).toEqual({ detail: "Resource not found" });
   });
 
   it("client errors are logged with the request id, never with the key", async () => {
