@@ -46,9 +46,15 @@ export function createApp() {
       { name: "native: organizations", description: "Native surface (/api/v1)." },
       { name: "native: projects", description: "Native surface (/api/v1)." },
       { name: "native: api keys", description: "Native surface (/api/v1)." },
+      { name: "native: test runs", description: "Native surface (/api/v1): runs, their results and suites." },
+      { name: "native: results", description: "Native surface (/api/v1)." },
+      { name: "native: test cases", description: "Native surface (/api/v1): stable test identities and their history." },
       { name: "reporting: projects", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: teams", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: api keys", description: "Reporting surface (/api, reference 003)." },
+      { name: "reporting: runs", description: "Reporting surface (/api, reference 003)." },
+      { name: "reporting: tests", description: "Reporting surface (/api, reference 003): a test is one result." },
+      { name: "reporting: test suites", description: "Reporting surface (/api, reference 003)." },
     ],
   }));
   app.get("/docs", swaggerUI({ url: "/openapi.json", title: "Greenlight API explorer" }));

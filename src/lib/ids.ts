@@ -31,13 +31,30 @@ function increment(digits: number[]): number[] {
  * millisecond still sort in creation order.
  */
 export function newId(prefix: IdPrefix, now: number = Date.now()): string {
+  const time = encodeTime(now);
+  lastRandom = now === lastTime ? increment(lastRandom) : randomDigits();
+  lastTime = now;
+  return `${prefix}_${time}${lastRandom.map((d) => CROCKFORD[d]).join("")}`;
+}
+
+/**
+ * The first half of an id made inside SQL, where rows are produced by a statement rather than by
+ * code: `<prefix>_<10 characters of time>`; SQL appends 16 upper-case hex digits of randomblob
+ * (hex digits are a subset of Crockford's alphabet, so the id keeps the same shape and order).
+ */
+export function sqlIdHead(prefix: IdPrefix, now: number = Date.now()): string {
+  return `${prefix}_${encodeTime(now)}`;
+}
+
+/** SQL that completes an id begun by sqlIdHead (bound as the preceding parameter). */
+export const SQL_ID_TAIL = "upper(hex(randomblob(8)))";
+
+function encodeTime(now: number): string {
   let time = "";
   let t = now;
   for (let i = 0; i < 10; i++) {
     time = CROCKFORD[t % 32] + time;
     t = Math.floor(t / 32);
   }
-  lastRandom = now === lastTime ? increment(lastRandom) : randomDigits();
-  lastTime = now;
-  return `${prefix}_${time}${lastRandom.map((d) => CROCKFORD[d]).join("")}`;
+  return time;
 }

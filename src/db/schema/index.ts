@@ -2,3 +2,8 @@ export * from "./organizations";
 export * from "./projects";
 export * from "./api-keys";
 export * from "./idempotency";
+export * from "./test-runs";
+export * from "./test-cases";
+export * from "./results";
+export * from "./test-suites";
+export * from "./events";

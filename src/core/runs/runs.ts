@@ -1,0 +1,447 @@
+import { and, desc, eq, isNull, sql, type SQL } from "drizzle-orm";
+import { batchAll } from "../../db/batch";
+import { testRuns, testRunShards, type ReportedCounts, type TestRunRow, type TestRunShardRow } from "../../db/schema";
+import { newId } from "../../lib/ids";
+import { type CoreContext, type Principal, nowIso, requireScope } from "../context";
+import { Invalid, NotFound } from "../errors";
+import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
+import type { PageRequest, Paged } from "../pagination";
+import { assertProjectVisible } from "../projects/projects";
+import { deleteR2Prefix, runObjectPrefix } from "../storage/r2";
+
+export const RUN_STATUSES = ["queued", "running", "passed", "failed", "cancelled"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly RunStatus[] = ["passed", "failed", "cancelled"];
+
+/** CI metadata of reference 003, in the core's camelCase. */
+export interface RunMetadata {
+  branch?: string | null;
+  commitSha?: string | null;
+  commitMessage?: string | null;
+  commitAuthor?: string | null;
+  ciProvider?: string | null;
+  ciBuildId?: string | null;
+  ciBuildUrl?: string | null;
+  playwrightVersion?: string | null;
+  workers?: number | null;
+  shardCurrent?: number | null;
+  shardTotal?: number | null;
+  browser?: string | null;
+  os?: string | null;
+  viewport?: string | null;
+  hostname?: string | null;
+  runTitle?: string | null;
+  tags?: string[];
+  grepPatterns?: string[];
+}
+
+export interface CreateRunInput extends RunMetadata {
+  /** Optional for a project-restricted key: its project is implied. */
+  projectId?: string;
+  status?: RunStatus;
+  buildId?: string | null;
+  planId?: string | null;
+}
+
+export interface RunCounts {
+  totalTests: number;
+  passedTests: number;
+  failedTests: number;
+  skippedTests: number;
+  flakyTests: number;
+  /** Percentage of passed tests among all, two decimals (reference 003: 138 of 142 = 97.18). */
+  passRate: number;
+  /** Milliseconds. */
+  duration: number;
+}
+
+export interface ShardPart {
+  shardCurrent: number;
+  status: string;
+  hostname: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Run extends Required<RunMetadata> {
+  id: string;
+  number: number;
+  organizationId: string;
+  projectId: string;
+  buildId: string | null;
+  planId: string | null;
+  status: RunStatus;
+  /** Reported counts where a client set them by hand, otherwise the derived ones. */
+  counts: RunCounts;
+  /** Always computed from the run's results. */
+  derivedCounts: RunCounts;
+  reportedCounts: ReportedCounts | null;
+  /** Each shard's registration, for a sharded run; empty otherwise. */
+  shards: ShardPart[];
+  submittedAt: string | null;
+  completedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function passRate(passed: number, total: number): number {
+  return total === 0 ? 0 : Math.round((passed / total) * 10_000) / 100;
+}
+
+function derivedCountsOf(row: TestRunRow): RunCounts {
+  return {
+    totalTests: row.totalTests,
+    passedTests: row.passedTests,
+    failedTests: row.failedTests,
+    skippedTests: row.skippedTests,
+    flakyTests: row.flakyTests,
+    passRate: passRate(row.passedTests, row.totalTests),
+    duration: row.durationMs,
+  };
+}
+
+export function toRun(row: TestRunRow, shards: TestRunShardRow[] = []): Run {
+  const derived = derivedCountsOf(row);
+  const reported = row.reportedCounts ?? null;
+  const headline = { ...derived, ...(reported ?? {}) };
+  headline.passRate = passRate(headline.passedTests, headline.totalTests);
+  return {
+    id: row.id,
+    number: row.number,
+    organizationId: row.organizationId,
+    projectId: row.projectId,
+    buildId: row.buildId,
+    planId: row.planId,
+    status: row.status as RunStatus,
+    branch: row.branch,
+    commitSha: row.commitSha,
+    commitMessage: row.commitMessage,
+    commitAuthor: row.commitAuthor,
+    ciProvider: row.ciProvider,
+    ciBuildId: row.ciBuildId,
+    ciBuildUrl: row.ciBuildUrl,
+    playwrightVersion: row.playwrightVersion,
+    workers: row.workers,
+    shardCurrent: row.shardCurrent,
+    shardTotal: row.shardTotal,
+    browser: row.browser,
+    os: row.os,
+    viewport: row.viewport,
+    hostname: row.hostname,
+    runTitle: row.runTitle,
+    tags: row.tags,
+    grepPatterns: row.grepPatterns,
+    counts: headline,
+    derivedCounts: derived,
+    reportedCounts: reported,
+    shards: shards
+      .sort((a, b) => a.shardCurrent - b.shardCurrent)
+      .map((s) => ({ shardCurrent: s.shardCurrent, status: s.status, hostname: s.hostname, createdAt: s.createdAt, updatedAt: s.updatedAt })),
+    submittedAt: row.submittedAt,
+    completedAt: row.completedAt,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+/** The SQL condition limiting runs to what the principal may see; runs being deleted are gone. */
+export function visibleRuns(principal: Principal): SQL {
+  const conditions = [eq(testRuns.organizationId, principal.organizationId), isNull(testRuns.deletedAt)];
+  if (principal.projectId) conditions.push(eq(testRuns.projectId, principal.projectId));
+  return and(...conditions)!;
+}
+
+/** The project a new row goes to: the key's own project when restricted, else the one named. */
+export async function resolveProject(ctx: CoreContext, projectId: string | undefined): Promise<string> {
+  if (ctx.principal.projectId) {
+    if (projectId !== undefined && projectId !== ctx.principal.projectId) throw new NotFound("Project", { id: projectId });
+    return ctx.principal.projectId;
+  }
+  if (projectId === undefined) throw Invalid.field("project_id", "required", "is required");
+  await assertProjectVisible(ctx, projectId);
+  return projectId;
+}
+
+/** Shards of one CI build share a run: same project, ciBuildId and run title, shardTotal > 1. */
+export function shardKeyOf(input: RunMetadata): string | null {
+  if (!input.ciBuildId || !input.shardTotal || input.shardTotal <= 1) return null;
+  return `${input.ciBuildId}\u001f${input.runTitle ?? ""}`;
+}
+
+const METADATA_COLUMNS = [
+  "branch", "commitSha", "commitMessage", "commitAuthor", "ciProvider", "ciBuildId", "ciBuildUrl",
+  "playwrightVersion", "workers", "browser", "os", "viewport", "hostname", "runTitle",
+] as const;
+
+function validateShard(input: RunMetadata): void {
+  if (input.shardCurrent != null && input.shardTotal != null && input.shardCurrent > input.shardTotal) {
+    throw Invalid.field("shard_current", "invalid_value", "must not be greater than shard_total");
+  }
+}
+
+/**
+ * The merged status of a sharded run from its shard parts: running until every shard has
+ * reported a terminal status, then failed if any failed, cancelled if any was cancelled, else
+ * passed. Evaluated inside the batch, so concurrent shards cannot both miss each other.
+ */
+function mergedShardStatus(runAlias: string): SQL {
+  const run = sql.raw(runAlias);
+  const parts = sql`FROM test_run_shards s WHERE s.run_id = ${run}.id`;
+  return sql`(CASE
+    WHEN NOT EXISTS (SELECT 1 ${parts} AND s.status <> 'queued') THEN 'queued'
+    WHEN (SELECT count(*) ${parts} AND s.status IN ('passed','failed','cancelled')) < ${run}.shard_total THEN 'running'
+    WHEN EXISTS (SELECT 1 ${parts} AND s.status = 'failed') THEN 'failed'
+    WHEN EXISTS (SELECT 1 ${parts} AND s.status = 'cancelled') THEN 'cancelled'
+    ELSE 'passed' END)`;
+}
+
+/**
+ * Statements that set a run's status (a constant, or the merged shard status) and, when that
+ * moves the run into a terminal status, emit the completion events in the same batch.
+ */
+function statusChange(runId: string, status: RunStatus | "merged", now: string): SQL[] {
+  const newStatus = status === "merged" ? mergedShardStatus("test_runs") : sql`${status}`;
+  const token = newId("evt");
+  const terminal = sql`('passed','failed','cancelled')`;
+  const update = sql`UPDATE test_runs SET
+      completion_token = CASE WHEN ${newStatus} IN ${terminal} AND completed_at IS NULL THEN ${token} ELSE completion_token END,
+      completed_at = CASE WHEN ${newStatus} IN ${terminal} THEN coalesce(completed_at, ${now}) ELSE NULL END,
+      status = ${newStatus}, updated_at = ${now}
+    WHERE id = ${runId}`;
+  const completedHere = sql`r.id = ${runId} AND r.completion_token = ${token}`;
+  return [
+    update,
+    insertRunEvent(RUN_EVENT_TYPES.completed, completedHere, now),
+    insertRunEvent(RUN_EVENT_TYPES.reportingCompleted, completedHere, now),
+    insertRunEvent(RUN_EVENT_TYPES.reportingFailed, sql`${completedHere} AND r.status = 'failed'`, now),
+  ];
+}
+
+async function readRun(ctx: CoreContext, where: SQL): Promise<Run | null> {
+  const [rows, shards] = await ctx.db.batch([
+    ctx.db.select().from(testRuns).where(where).limit(1),
+    ctx.db
+      .select({ shard: testRunShards })
+      .from(testRunShards)
+      .innerJoin(testRuns, eq(testRuns.id, testRunShards.runId))
+      .where(where),
+  ]);
+  const row = rows[0];
+  return row ? toRun(row, shards.map((s) => s.shard)) : null;
+}
+
+/**
+ * Creates a run, or, for a shard of a run that already exists (same project, ciBuildId and run
+ * title, shardTotal > 1), registers the shard with that run and returns it. The upsert is one
+ * statement on a unique index, so shards arriving concurrently, in any order or twice all land
+ * on one run.
+ */
+export async function createRun(ctx: CoreContext, input: CreateRunInput): Promise<Run> {
+  requireScope(ctx.principal, "testruns:create");
+  validateShard(input);
+  const projectId = await resolveProject(ctx, input.projectId);
+  const now = nowIso(ctx.clock);
+  const id = newId("run");
+  const shardKey = shardKeyOf(input);
+  const status: RunStatus = input.status ?? "running";
+
+  const values = {
+    id,
+    organizationId: ctx.principal.organizationId,
+    projectId,
+    buildId: input.buildId ?? null,
+    planId: input.planId ?? null,
+    status,
+    shardKey,
+    branch: input.branch ?? null,
+    commitSha: input.commitSha ?? null,
+    commitMessage: input.commitMessage ?? null,
+    commitAuthor: input.commitAuthor ?? null,
+    ciProvider: input.ciProvider ?? null,
+    ciBuildId: input.ciBuildId ?? null,
+    ciBuildUrl: input.ciBuildUrl ?? null,
+    playwrightVersion: input.playwrightVersion ?? null,
+    workers: input.workers ?? null,
+    shardCurrent: input.shardCurrent ?? null,
+    shardTotal: input.shardTotal ?? null,
+    browser: input.browser ?? null,
+    os: input.os ?? null,
+    viewport: input.viewport ?? null,
+    hostname: input.hostname ?? null,
+    runTitle: input.runTitle ?? null,
+    tags: input.tags ?? [],
+    grepPatterns: input.grepPatterns ?? [],
+    createdAt: now,
+    updatedAt: now,
+  };
+  // A shard joining an existing run fills in metadata the first shard left empty, never overwrites.
+  const fillIn = Object.fromEntries(
+    METADATA_COLUMNS.map((name) => {
+      const column = testRuns[name];
+      return [name, sql`coalesce(${column}, excluded.${sql.raw(column.name)})`];
+    }),
+  );
+  const insert = ctx.db
+    .insert(testRuns)
+    .values(values)
+    .onConflictDoUpdate({ target: [testRuns.projectId, testRuns.shardKey], set: { ...fillIn, updatedAt: now } });
+
+  const runWhere = shardKey
+    ? and(eq(testRuns.projectId, projectId), eq(testRuns.shardKey, shardKey))!
+    : eq(testRuns.id, id);
+  const statements: SQL[] = [];
+  if (shardKey) {
+    const shardCurrent = input.shardCurrent ?? 1;
+    statements.push(
+      sql`INSERT INTO test_run_shards (run_id, shard_current, status, hostname, created_at, updated_at)
+        SELECT id, ${shardCurrent}, ${status}, ${input.hostname ?? null}, ${now}, ${now}
+        FROM test_runs WHERE project_id = ${projectId} AND shard_key = ${shardKey}
+        ON CONFLICT (run_id, shard_current) DO UPDATE SET status = excluded.status,
+          hostname = coalesce(excluded.hostname, test_run_shards.hostname), updated_at = excluded.updated_at`,
+    );
+  }
+  statements.push(insertRunEvent(RUN_EVENT_TYPES.created, sql`r.id = ${id}`, now));
+
+  await batchAll(ctx.db, [insert, ...statements.map((s) => ctx.db.run(s))]);
+  const runId = shardKey
+    ? (await ctx.db.select({ id: testRuns.id }).from(testRuns).where(runWhere).get())!.id
+    : id;
+  // Status is set after the shard part exists, so a sharded run's status is the merge of its parts.
+  const settleStatus = shardKey || TERMINAL_STATUSES.includes(status);
+  if (settleStatus) {
+    await batchAll(ctx.db, statusChange(runId, shardKey ? "merged" : status, now).map((s) => ctx.db.run(s)));
+  }
+  const run = await readRun(ctx, and(eq(testRuns.id, runId), visibleRuns(ctx.principal))!);
+  if (!run) throw new NotFound("Test run", { id: runId });
+  return run;
+}
+
+export interface ListRunsInput {
+  page: PageRequest;
+  projectId?: string;
+  status?: RunStatus;
+  branch?: string;
+  ciBuildId?: string;
+}
+
+export async function listRuns(ctx: CoreContext, input: ListRunsInput): Promise<Paged<Run>> {
+  requireScope(ctx.principal, "testruns:read");
+  const conditions = [visibleRuns(ctx.principal)];
+  if (input.projectId !== undefined) conditions.push(eq(testRuns.projectId, input.projectId));
+  if (input.status !== undefined) conditions.push(eq(testRuns.status, input.status));
+  if (input.branch !== undefined) conditions.push(eq(testRuns.branch, input.branch));
+  if (input.ciBuildId !== undefined) conditions.push(eq(testRuns.ciBuildId, input.ciBuildId));
+  const where = and(...conditions)!;
+  const [totalRows, rows] = await ctx.db.batch([
+    ctx.db.select({ total: sql<number>`count(*)` }).from(testRuns).where(where),
+    ctx.db
+      .select()
+      .from(testRuns)
+      .where(where)
+      .orderBy(desc(testRuns.createdAt), desc(testRuns.number))
+      .limit(input.page.limit)
+      .offset(input.page.offset),
+  ]);
+  return { items: rows.map((r) => toRun(r)), total: totalRows[0]?.total ?? 0, ...input.page };
+}
+
+export async function getRun(ctx: CoreContext, id: string): Promise<Run> {
+  requireScope(ctx.principal, "testruns:read");
+  const run = await readRun(ctx, and(eq(testRuns.id, id), visibleRuns(ctx.principal))!);
+  if (!run) throw new NotFound("Test run", { id });
+  return run;
+}
+
+export interface UpdateRunInput extends Omit<RunMetadata, "ciBuildId" | "runTitle" | "shardTotal"> {
+  status?: RunStatus;
+  /** Reported counts: honoured in the headline numbers, kept beside the derived ones. */
+  reported?: ReportedCounts;
+}
+
+export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunInput): Promise<Run> {
+  requireScope(ctx.principal, "testruns:create");
+  const current = await getRun(ctx, id);
+  const now = nowIso(ctx.clock);
+  const changes: Record<string, unknown> = { updatedAt: now };
+  for (const name of METADATA_COLUMNS) {
+    if (name === "ciBuildId" || name === "runTitle") continue;
+    const value = input[name as keyof UpdateRunInput];
+    if (value !== undefined) changes[name] = value;
+  }
+  if (input.tags !== undefined) changes.tags = input.tags;
+  if (input.grepPatterns !== undefined) changes.grepPatterns = input.grepPatterns;
+  if (input.reported && Object.keys(input.reported).length > 0) {
+    changes.reportedCounts = sql`json_patch(coalesce(${testRuns.reportedCounts}, '{}'), ${JSON.stringify(input.reported)})`;
+  }
+  const where = and(eq(testRuns.id, id), visibleRuns(ctx.principal))!;
+  const statements: SQL[] = [];
+  const sharded = current.shardTotal !== null && current.shardTotal > 1 && current.shards.length > 0;
+  if (input.status !== undefined) {
+    if (sharded && input.shardCurrent != null) {
+      if (input.shardCurrent > current.shardTotal!) {
+        throw Invalid.field("shard_current", "invalid_value", "must not be greater than shard_total");
+      }
+      statements.push(
+        sql`INSERT INTO test_run_shards (run_id, shard_current, status, hostname, created_at, updated_at)
+          VALUES (${id}, ${input.shardCurrent}, ${input.status}, ${input.hostname ?? null}, ${now}, ${now})
+          ON CONFLICT (run_id, shard_current) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at`,
+      );
+      statements.push(...statusChange(id, "merged", now));
+    } else {
+      statements.push(...statusChange(id, input.status, now));
+    }
+  }
+  delete changes.shardCurrent;
+  await batchAll(ctx.db, [ctx.db.update(testRuns).set(changes).where(where), ...statements.map((s) => ctx.db.run(s))]);
+  return getRun(ctx, id);
+}
+
+/**
+ * Deletes a run with its results, suites, shard parts and R2 objects. The run disappears from
+ * every read at the first statement; the rest goes in chunks, so a run of any size can be
+ * deleted, and a delete cut short is finished by the next call or by housekeeping. Deleting a
+ * run that does not exist (or no longer does) succeeds: deleting is idempotent.
+ */
+export async function deleteRun(ctx: CoreContext, id: string): Promise<void> {
+  requireScope(ctx.principal, "testruns:create");
+  const tenant = [eq(testRuns.organizationId, ctx.principal.organizationId)];
+  if (ctx.principal.projectId) tenant.push(eq(testRuns.projectId, ctx.principal.projectId));
+  const row = await ctx.db
+    .update(testRuns)
+    .set({ deletedAt: sql`coalesce(${testRuns.deletedAt}, ${nowIso(ctx.clock)})`, shardKey: null })
+    .where(and(eq(testRuns.id, id), ...tenant))
+    .returning({ id: testRuns.id, projectId: testRuns.projectId })
+    .get();
+  if (!row) return;
+  await purgeRun(ctx.db, ctx.env.ARTIFACTS, row);
+}
+
+const DELETE_CHUNK = 5000;
+
+/** Removes a run already marked deleted: R2 objects, then results in chunks, then the run row. */
+export async function purgeRun(
+  db: CoreContext["db"],
+  bucket: R2Bucket,
+  run: { id: string; projectId: string },
+): Promise<void> {
+  await deleteR2Prefix(bucket, runObjectPrefix(run.projectId, run.id));
+  for (;;) {
+    const outcome = await db.run(
+      sql`DELETE FROM results WHERE number IN (SELECT number FROM results WHERE run_id = ${run.id} LIMIT ${DELETE_CHUNK})`,
+    );
+    if ((outcome.meta.changes ?? 0) < DELETE_CHUNK) break;
+  }
+  await db.run(sql`DELETE FROM test_suites WHERE run_id = ${run.id}`);
+  await db.delete(testRuns).where(and(eq(testRuns.id, run.id), sql`${testRuns.deletedAt} IS NOT NULL`));
+}
+
+/** Housekeeping: finishes deletes that were cut short. */
+export async function purgeDeletedRuns(db: CoreContext["db"], bucket: R2Bucket, max = 20): Promise<number> {
+  const pending = await db
+    .select({ id: testRuns.id, projectId: testRuns.projectId })
+    .from(testRuns)
+    .where(sql`${testRuns.deletedAt} IS NOT NULL`)
+    .limit(max);
+  for (const run of pending) await purgeRun(db, bucket, run);
+  return pending.length;
+}

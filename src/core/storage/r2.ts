@@ -1,0 +1,25 @@
+/**
+ * R2 layout: everything a run owns lives under `projects/<project>/runs/<run>/`, so deleting a
+ * run (or a project) deletes one prefix.
+ */
+export function projectObjectPrefix(projectId: string): string {
+  return `projects/${projectId}/`;
+}
+
+export function runObjectPrefix(projectId: string, runId: string): string {
+  return `${projectObjectPrefix(projectId)}runs/${runId}/`;
+}
+
+/** Deletes every object under a prefix, a listing page (up to 1,000 keys) at a time. */
+export async function deleteR2Prefix(bucket: R2Bucket, prefix: string): Promise<number> {
+  let deleted = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ prefix, cursor, limit: 1000 });
+    const keys = page.objects.map((o) => o.key);
+    if (keys.length > 0) await bucket.delete(keys);
+    deleted += keys.length;
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return deleted;
+}

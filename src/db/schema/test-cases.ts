@@ -1,0 +1,38 @@
+import { sqliteTable, integer, text, index, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { organizations } from "./organizations";
+import { projects } from "./projects";
+
+/**
+ * The stable identity of a test within a project. `identity_key` is `auto:<automation id>` when
+ * the test has one, else `path:<file path>\u001f<full title>`.
+ */
+export const testCases = sqliteTable(
+  "test_cases",
+  {
+    number: integer("number").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    projectId: text("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    identityKey: text("identity_key").notNull(),
+    automationId: text("automation_id"),
+    title: text("title").notNull(),
+    fullTitle: text("full_title").notNull(),
+    filePath: text("file_path"),
+    lineNumber: integer("line_number"),
+    description: text("description"),
+    tags: text("tags", { mode: "json" }).$type<string[]>().notNull().default([]),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("test_cases_identity_idx").on(t.projectId, t.identityKey),
+    index("test_cases_project_file_idx").on(t.projectId, t.filePath),
+    index("test_cases_org_idx").on(t.organizationId, t.number),
+  ],
+);
+
+export type TestCaseRow = typeof testCases.$inferSelect;
