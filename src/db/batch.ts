@@ -1,10 +1,24 @@
-import type { BatchItem } from "drizzle-orm/batch";
+import { SQL } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
 
-type Item = BatchItem<"sqlite">;
+/** A statement for batchAll: raw SQL, or any drizzle query builder (insert, update, delete, select). */
+export type Statement = SQL | { toSQL(): { sql: string; params: unknown[] } };
 
-/** db.batch for a list built at run time (drizzle's signature wants a non-empty tuple). */
-export async function batchAll(db: Db, items: Item[]): Promise<unknown[]> {
-  if (items.length === 0) return [];
-  return db.batch(items as [Item, ...Item[]]);
+const dialect = new SQLiteAsyncDialect();
+
+/**
+ * Runs statements as one D1 batch (one transaction) and returns D1's raw results. drizzle's own
+ * batch() cannot carry raw SQL with bound parameters (db.run(sql`…`) has no prepared statement to
+ * bind), and the writes here are mostly raw INSERT … SELECT FROM json_each, so the batch is built
+ * on the D1 binding directly.
+ */
+export async function batchAll(db: Db, statements: Statement[]): Promise<D1Result[]> {
+  if (statements.length === 0) return [];
+  const d1 = db.$client;
+  const prepared = statements.map((statement) => {
+    const query = statement instanceof SQL ? dialect.sqlToQuery(statement) : statement.toSQL();
+    return d1.prepare(query.sql).bind(...query.params);
+  });
+  return d1.batch(prepared);
 }

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { TooLarge } from "../core/errors";
-import { JSON_BODY_MAX_BYTES } from "../core/limits";
+import { JSON_BODY_MAX_BYTES, RESULTS_BODY_MAX_BYTES } from "../core/limits";
 import type { AppEnv } from "./app-env";
 
 const limitJson = bodyLimit({
@@ -11,6 +11,18 @@ const limitJson = bodyLimit({
   },
 });
 
+const limitResults = bodyLimit({
+  maxSize: RESULTS_BODY_MAX_BYTES,
+  onError: () => {
+    throw new TooLarge(`Results submissions are limited to ${RESULTS_BODY_MAX_BYTES} bytes; split them into several requests.`, {
+      max_bytes: RESULTS_BODY_MAX_BYTES,
+    });
+  },
+});
+
+/** Submissions of up to 1,000 results with their output need more room than other JSON. */
+const RESULTS_SUBMISSION = /^\/api\/v1\/testruns\/[^/]+\/results$/;
+
 /**
  * JSON bodies (or bodies that name no type) over 1 MB are refused with 413: from Content-Length
  * before reading, or while streaming when there is none, so a huge body is never read whole.
@@ -18,6 +30,8 @@ const limitJson = bodyLimit({
  */
 export const jsonBodyLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
   const type = c.req.header("content-type")?.toLowerCase() ?? "";
-  if (type === "" || type.includes("json")) return limitJson(c, next);
+  if (type === "" || type.includes("json")) {
+    return c.req.method === "POST" && RESULTS_SUBMISSION.test(c.req.path) ? limitResults(c, next) : limitJson(c, next);
+  }
   await next();
 };

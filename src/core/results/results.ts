@@ -226,8 +226,8 @@ export async function recordResults(ctx: CoreContext, runId: string, inputs: Res
     .from(results)
     .where(and(eq(results.runId, run.id), eq(results.submissionId, submissionId)))
     .orderBy(asc(results.number));
-  const outcome = await batchAll(ctx.db, [...statements.map((s) => ctx.db.run(s)), storedQuery]);
-  const stored = outcome[outcome.length - 1] as SubmissionOutcome["stored"];
+  await batchAll(ctx.db, statements);
+  const stored = (await storedQuery) as SubmissionOutcome["stored"];
   return { run: await getRun(ctx, run.id), stored, superseded: rows.length - stored.length };
 }
 

@@ -302,14 +302,14 @@ export async function createRun(ctx: CoreContext, input: CreateRunInput): Promis
   }
   statements.push(insertRunEvent(RUN_EVENT_TYPES.created, sql`r.id = ${id}`, now));
 
-  await batchAll(ctx.db, [insert, ...statements.map((s) => ctx.db.run(s))]);
+  await batchAll(ctx.db, [insert, ...statements]);
   const runId = shardKey
     ? (await ctx.db.select({ id: testRuns.id }).from(testRuns).where(runWhere).get())!.id
     : id;
   // Status is set after the shard part exists, so a sharded run's status is the merge of its parts.
   const settleStatus = shardKey || TERMINAL_STATUSES.includes(status);
   if (settleStatus) {
-    await batchAll(ctx.db, statusChange(runId, shardKey ? "merged" : status, now).map((s) => ctx.db.run(s)));
+    await batchAll(ctx.db, statusChange(runId, shardKey ? "merged" : status, now));
   }
   const run = await readRun(ctx, and(eq(testRuns.id, runId), visibleRuns(ctx.principal))!);
   if (!run) throw new NotFound("Test run", { id: runId });
@@ -392,7 +392,7 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
     }
   }
   delete changes.shardCurrent;
-  await batchAll(ctx.db, [ctx.db.update(testRuns).set(changes).where(where), ...statements.map((s) => ctx.db.run(s))]);
+  await batchAll(ctx.db, [ctx.db.update(testRuns).set(changes).where(where), ...statements]);
   return getRun(ctx, id);
 }
 

@@ -188,8 +188,8 @@ export async function upsertTestCases(
   }
   const rows = [...byKey.values()];
   const keysJson = JSON.stringify(rows.map((r) => r.k));
-  const statements = jsonChunks(rows).map((chunk) => ctx.db.run(testCaseUpsert(ctx.principal.organizationId, projectId, chunk, now)));
-  const select = ctx.db
+  await batchAll(ctx.db, jsonChunks(rows).map((chunk) => testCaseUpsert(ctx.principal.organizationId, projectId, chunk, now)));
+  const stored = await ctx.db
     .select()
     .from(testCases)
     .where(
@@ -199,8 +199,6 @@ export async function upsertTestCases(
         sql`${testCases.identityKey} IN (SELECT value FROM json_each(${keysJson}))`,
       ),
     );
-  const outcome = await batchAll(ctx.db, [...statements, select]);
-  const stored = outcome[outcome.length - 1] as TestCaseRow[];
   const storedByKey = new Map(stored.map((row) => [row.identityKey, row]));
   const seen = new Set<string>();
   const out: { testCase: TestCase; created: boolean }[] = [];

@@ -3,6 +3,9 @@ import { adminRoutes } from "./admin";
 import { apiKeyRoutes } from "./api-keys";
 import { organizationRoutes } from "./organizations";
 import { projectRoutes } from "./projects";
+import { resultRoutes } from "./results";
+import { testCaseRoutes } from "./testcases";
+import { testRunRoutes } from "./testruns";
 
 /** The native surface, mounted at /api/v1. */
 export function nativeSurface() {
@@ -11,5 +14,8 @@ export function nativeSurface() {
   app.route("/", organizationRoutes);
   app.route("/", projectRoutes);
   app.route("/", apiKeyRoutes);
+  app.route("/", testRunRoutes);
+  app.route("/", resultRoutes);
+  app.route("/", testCaseRoutes);
   return app;
 }
