@@ -35,6 +35,7 @@ function exampleFor(schema: any, doc: any): unknown {
   if (!schema) return undefined;
   if (schema.$ref) return exampleFor(doc.components.schemas[schema.$ref.split("/").pop()], doc);
   if (schema.example !== undefined) return schema.example;
+  if (schema.enum) return schema.enum[0];
   if (schema.type === "object" || schema.properties) {
     const out: Record<string, unknown> = {};
     for (const name of schema.required ?? []) out[name] = exampleFor(schema.properties[name], doc);
@@ -48,25 +49,48 @@ function exampleFor(schema: any, doc: any): unknown {
   return undefined;
 }
 
+interface TenantB extends Tenant {
+  extraKeyId: string;
+  runId: string;
+  resultId: string;
+  testCaseId: string;
+}
+
 /** Ids of tenant B for each kind of path id; a route with an id of an unknown kind fails the test. */
-function idFor(path: string, b: Tenant & { extraKeyId: string }): string {
+function idFor(path: string, b: TenantB): string {
   if (/\/organizations\/\{id\}/.test(path)) return b.organization.id;
   if (/\/projects\/\{id\}/.test(path)) return b.project.id;
   if (/\/api-keys\/\{id\}/.test(path)) return b.extraKeyId;
+  if (/\/(testruns|runs)\/\{id\}/.test(path)) return b.runId;
+  if (/\/(results|tests)\/\{id\}/.test(path)) return b.resultId;
+  if (/\/testcases\/\{id\}/.test(path)) return b.testCaseId;
   throw new Error(`No cross-tenant id resolver for ${path}: add one to route-auth.test.ts`);
 }
 
 const fill = (path: string, id: string) => path.replace(/\{[^}]+\}/g, id);
 
 let a: Tenant;
-let b: Tenant & { extraKeyId: string };
+let b: TenantB;
 let noScopeKey: string;
 let ops: Operation[];
 
 beforeAll(async () => {
   a = await createTenant("Tenant A");
   const tb = await createTenant("Tenant B");
-  b = { ...tb, extraKeyId: (await createKey(tb, { scopes: ["projects:read"] })).id };
+  const run = await call("/api/v1/testruns", { method: "POST", key: tb.key, body: { project_id: tb.project.id } });
+  const submitted = await call(`/api/v1/testruns/${run.body.id}/results`, {
+    method: "POST",
+    key: tb.key,
+    body: { results: [{ title: "b's test", status: "passed", duration: 1 }] },
+  });
+  if (submitted.status !== 201) throw new Error(`setup: ${submitted.status} ${submitted.text}`);
+  b = {
+    ...tb,
+    extraKeyId: (await createKey(tb, { scopes: ["projects:read"] })).id,
+    runId: run.body.id,
+    resultId: submitted.body.results[0].id,
+    testCaseId: submitted.body.results[0].test_case_id,
+  };
   // A key holding a single scope that no route requires: every keyed route must answer 403.
   noScopeKey = (await createKey(a, { scopes: ["jobs:run"] })).key;
   ops = await operations();
@@ -116,14 +140,21 @@ describe("every registered route", () => {
         key: a.key,
         body: op.example,
       });
-      expect(foreign.status, `${op.method} ${op.path}: ${foreign.text}`).toBe(404);
-      expect(missing.status, `${op.method} ${op.path}`).toBe(404);
-      const strip = (body: any) => JSON.stringify(body).replace(/"(org|proj|key)_[0-9A-Z]+"/g, '"ID"');
+      // Deleting a run is idempotent: a missing run (and so another tenant's) answers like a deleted one.
+      const expected = op.method === "DELETE" && /\/(testruns|runs)\//.test(op.path) ? missing.status : 404;
+      expect(foreign.status, `${op.method} ${op.path}: ${foreign.text}`).toBe(expected);
+      expect(missing.status, `${op.method} ${op.path}`).toBe(expected);
+      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc)_[0-9A-Z]+"/g, '"ID"');
       expect(strip(foreign.body)).toBe(strip(missing.body));
     }
     // Nothing of B changed: its project and key still read back as before.
     expect((await call(`/api/v1/projects/${b.project.id}`, { key: b.key })).body.name).toBe("Tenant B project");
     expect((await call(`/api/v1/api-keys/${b.extraKeyId}`, { key: b.key })).body.is_active).toBe(true);
+    const run = await call(`/api/v1/testruns/${b.runId}`, { key: b.key });
+    expect(run.status).toBe(200);
+    expect(run.body).toMatchObject({ status: "running", total_tests: 1, reported_counts: null });
+    expect((await call(`/api/v1/results/${b.resultId}`, { key: b.key })).body.title).toBe("b's test");
+    expect((await call(`/api/v1/testcases/${b.testCaseId}`, { key: b.key })).body.title).toBe("b's test");
   });
 });
 
