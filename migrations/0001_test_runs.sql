@@ -80,7 +80,7 @@ CREATE TABLE `test_cases` (
 CREATE UNIQUE INDEX `test_cases_id_unique` ON `test_cases` (`id`);--> statement-breakpoint
 CREATE UNIQUE INDEX `test_cases_identity_idx` ON `test_cases` (`project_id`,`identity_key`);--> statement-breakpoint
 CREATE INDEX `test_cases_project_file_idx` ON `test_cases` (`project_id`,`file_path`);--> statement-breakpoint
-CREATE INDEX `test_cases_org_idx` ON `test_cases` (`organization_id`,`number`);--> statement-breakpoint
+CREATE INDEX `test_cases_project_number_idx` ON `test_cases` (`project_id`,`number`);--> statement-breakpoint
 CREATE TABLE `results` (
 	`number` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
 	`id` text NOT NULL,

@@ -23,9 +23,10 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 function describe(issue: Issue, data: unknown): { reason: string; predicate: string } {
+  const missing = (issue.code === "invalid_type" || issue.code === "invalid_value") && valueAt(data, issue.path) === undefined;
+  if (missing) return { reason: "required", predicate: "is required" };
   switch (issue.code) {
     case "invalid_type":
-      if (valueAt(data, issue.path) === undefined) return { reason: "required", predicate: "is required" };
       return { reason: "invalid_type", predicate: `must be ${article(issue.expected)}` };
     case "too_big": {
       const max = String(issue.maximum);

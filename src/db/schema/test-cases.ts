@@ -31,7 +31,8 @@ export const testCases = sqliteTable(
   (t) => [
     uniqueIndex("test_cases_identity_idx").on(t.projectId, t.identityKey),
     index("test_cases_project_file_idx").on(t.projectId, t.filePath),
-    index("test_cases_org_idx").on(t.organizationId, t.number),
+    // Listing a project's cases in creation order reads this index alone, without a sort.
+    index("test_cases_project_number_idx").on(t.projectId, t.number),
   ],
 );
 
