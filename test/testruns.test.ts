@@ -397,3 +397,39 @@ describe("bad input writes nothing", () => {
     expect(await rowCount("test_cases", "project_id = ?", t.project.id)).toBe(0);
   });
 });
+
+describe("deletes cut short", () => {
+  it("are finished by the cron, and a deleted project takes its stored output with it", async () => {
+    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../src/index")).default;
+    const t = await createTenant();
+    const run = await newRun(t);
+    await submit(t, run.id, [result(1, "passed", { stdout: "y".repeat(70 * 1024) })]);
+    // A delete that stopped after its first statement: the run is hidden, its rows still there.
+    await env.DB.prepare("UPDATE test_runs SET deleted_at = ?, shard_key = NULL WHERE id = ?").bind(new Date().toISOString(), run.id).run();
+    expect((await call(`/api/v1/testruns/${run.id}`, { key: t.key })).status).toBe(404);
+    expect(await rowCount("results", "run_id = ?", run.id)).toBe(1);
+    const ctx = createExecutionContext();
+    await worker.scheduled!(createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await rowCount("results", "run_id = ?", run.id)).toBe(0);
+    expect(await rowCount("test_runs", "id = ?", run.id)).toBe(0);
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/runs/${run.id}/` })).objects).toHaveLength(0);
+
+    const other = await newRun(t);
+    await submit(t, other.id, [result(1, "passed", { stdout: "z".repeat(70 * 1024) })]);
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/` })).objects).toHaveLength(1);
+    expect((await call(`/api/v1/projects/${t.project.id}`, { method: "DELETE", key: t.key })).status).toBe(204);
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/` })).objects).toHaveLength(0);
+    expect(await rowCount("results", "project_id = ?", t.project.id)).toBe(0);
+  });
+
+  it("accept results submissions beyond the 1 MB other JSON bodies get", async () => {
+    const t = await createTenant();
+    const run = await newRun(t);
+    const res = await submit(t, run.id, [result(1, "passed", { stdout: "w".repeat(3 * 1024 * 1024) })]);
+    expect(res.status, res.text.slice(0, 200)).toBe(201);
+    const other = await call("/api/v1/projects", { method: "POST", key: t.key, body: { name: "x", description: "w".repeat(2 * 1024 * 1024) } });
+    expect(other.status).toBe(413);
+  });
+});

@@ -4,6 +4,7 @@ import { newId } from "../../lib/ids";
 import { type CoreContext, type Principal, nowIso, requireScope } from "../context";
 import { Forbidden, NotFound } from "../errors";
 import type { PageRequest, Paged } from "../pagination";
+import { deleteR2Prefix, projectObjectPrefix } from "../storage/r2";
 
 export interface Project {
   id: string;
@@ -133,7 +134,10 @@ export async function updateProject(
   return toProject(row);
 }
 
-/** Deletes the project and, through ON DELETE CASCADE, everything that belongs to it. */
+/**
+ * Deletes the project and, through ON DELETE CASCADE, everything that belongs to it, then its
+ * objects in R2 (output of results, later artifacts), which live under one prefix.
+ */
 export async function deleteProject(ctx: CoreContext, id: string): Promise<void> {
   requireScope(ctx.principal, "projects:write");
   const deleted = await ctx.db
@@ -142,6 +146,7 @@ export async function deleteProject(ctx: CoreContext, id: string): Promise<void>
     .returning({ id: projects.id })
     .get();
   if (!deleted) throw new NotFound("Project", { id });
+  await deleteR2Prefix(ctx.env.ARTIFACTS, projectObjectPrefix(id));
 }
 
 export async function getProjectSettings(ctx: CoreContext, projectId: string): Promise<ProjectSettings> {
