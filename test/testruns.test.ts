@@ -433,3 +433,32 @@ describe("deletes cut short", () => {
     expect(other.status).toBe(413);
   });
 });
+
+describe("a project-restricted key", () => {
+  it("sees runs, results and test cases of its project only", async () => {
+    const t = await createTenant();
+    const other = await createProject(t);
+    const mine = await newRun(t);
+    const theirs = (await call("/api/v1/testruns", { method: "POST", key: t.key, body: { project_id: other.id } })).body;
+    const mineResults = await submit(t, mine.id, [result(1)]);
+    const theirResults = await submit(t, theirs.id, [result(1)]);
+    const restricted = await createKey(t, {
+      projectId: t.project.id,
+      scopes: ["testruns:read", "testruns:create", "results:read", "results:submit"],
+    });
+    const k = restricted.key;
+    expect((await call("/api/v1/testruns", { key: k })).body.data.map((r: any) => r.id)).toEqual([mine.id]);
+    expect((await call(`/api/v1/testruns/${theirs.id}`, { key: k })).status).toBe(404);
+    expect((await call(`/api/v1/testruns/${theirs.id}/results`, { key: k })).status).toBe(404);
+    expect((await call(`/api/v1/results/${theirResults.body.results[0].id}`, { key: k })).status).toBe(404);
+    expect((await call(`/api/v1/testcases/${theirResults.body.results[0].test_case_id}`, { key: k })).status).toBe(404);
+    expect((await call(`/api/v1/testcases/${theirResults.body.results[0].test_case_id}/history`, { key: k })).status).toBe(404);
+    expect((await call(`/api/v1/projects/${other.id}/testcases`, { key: k })).status).toBe(404);
+    expect((await call(`/api/v1/testruns/${theirs.id}/results`, { method: "POST", key: k, body: { results: [result(2)] } })).status).toBe(404);
+    expect((await call(`/api/v1/testruns/${theirs.id}`, { method: "PATCH", key: k, body: { status: "failed" } })).status).toBe(404);
+    expect((await call(`/api/v1/testruns/${theirs.id}`, { method: "DELETE", key: k })).status).toBe(204);
+    // Nothing of the other project changed.
+    expect(await getRun(t, theirs.id)).toMatchObject({ status: "running", total_tests: 1 });
+    expect((await call(`/api/v1/results/${mineResults.body.results[0].id}`, { key: k })).status).toBe(200);
+  });
+});
