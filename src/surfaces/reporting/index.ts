@@ -1,7 +1,10 @@
 import { surfaceApp } from "../shared";
 import { reportingApiKeyRoutes } from "./api-keys";
 import { reportingProjectRoutes } from "./projects";
+import { reportingRunRoutes } from "./runs";
 import { reportingTeamRoutes } from "./teams";
+import { reportingTestSuiteRoutes } from "./test-suites";
+import { reportingTestRoutes } from "./tests";
 
 /** The reporting surface (reference 003), mounted at /api. */
 export function reportingSurface() {
@@ -9,5 +12,8 @@ export function reportingSurface() {
   app.route("/", reportingProjectRoutes);
   app.route("/", reportingTeamRoutes);
   app.route("/", reportingApiKeyRoutes);
+  app.route("/", reportingRunRoutes);
+  app.route("/", reportingTestRoutes);
+  app.route("/", reportingTestSuiteRoutes);
   return app;
 }

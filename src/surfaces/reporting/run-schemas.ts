@@ -305,7 +305,7 @@ export const ReportingTestQuery = z.object({
   runId: Id.optional(),
   projectId: Id,
   status: ResultStatusEnum.optional(),
-  search: Text(RESULT_LIMITS.fullTitleLength).optional().openapi({ description: "Part of the full title, case-insensitive." }),
+  search: Text(RESULT_LIMITS.fullTitleLength).optional().openapi({ description: "Part of the full title (case-insensitive for ASCII letters)." }),
 });
 
 const testSummaryFields = {
