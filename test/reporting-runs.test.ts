@@ -902,3 +902,53 @@ describe("reporting runs in the OpenAPI document", () => {
     }
   });
 });
+
+describe("limits and scopes of reporting writes", () => {
+  it("lets a CI key with results:submit alone post tests, up to the results body limit", async () => {
+    const t = await createTenant();
+    const runId = await newRun(t);
+    const ci = await createKey(t, { scopes: ["results:submit"] });
+    const big = "o".repeat(2 * 1024 * 1024);
+    const res = await api(ci.key).post("/api/tests", {
+      runId,
+      projectId: t.project.id,
+      title: "t",
+      fullTitle: "S > t",
+      status: "passed",
+      duration: 1,
+      stdout: big,
+    });
+    expect(res.status, res.text.slice(0, 300)).toBe(201);
+    expect((await api(t.key).get(`/api/tests/${res.body.id}`)).body.stdout).toBe(big);
+  });
+
+  it("refuses suites nested deeper than 32 levels, writing nothing", async () => {
+    const t = await createTenant();
+    const runId = await newRun(t);
+    const a = api(t.key);
+    let parentSuiteId: string | undefined;
+    for (let depth = 1; depth <= 32; depth++) {
+      const res = await a.post("/api/test-suites", { runId, projectId: t.project.id, title: `level ${depth}`, parentSuiteId });
+      expect(res.status, res.text).toBe(201);
+      parentSuiteId = res.body.id;
+    }
+    const tooDeep = await a.post("/api/test-suites", { runId, projectId: t.project.id, title: "level 33", parentSuiteId });
+    expect(tooDeep.status).toBe(400);
+    expect(tooDeep.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "parentSuiteId", reason: "too_deep" } });
+    let node = (await a.get(`/api/test-suites?runId=${runId}&projectId=${t.project.id}`)).body.data[0];
+    let depth = 1;
+    while (node.children.length > 0) {
+      node = node.children[0];
+      depth++;
+    }
+    expect(depth).toBe(32);
+  });
+
+  it("answers 404 for a project the key cannot see on the native list too", async () => {
+    const t = await createTenant();
+    const other = await createTenant();
+    const res = await call(`/api/v1/testruns?project_id=${other.project.id}`, { key: t.key });
+    expect(res.status).toBe(404);
+    expect(res.body.error).toBe("not_found");
+  });
+});

@@ -21,7 +21,7 @@ const limitResults = bodyLimit({
 });
 
 /** Submissions of up to 1,000 results with their output need more room than other JSON. */
-const RESULTS_SUBMISSION = /^\/api\/v1\/testruns\/[^/]+\/results$/;
+const RESULTS_SUBMISSION = /^\/api(\/v1\/testruns\/[^/]+\/results|\/tests)$/;
 
 /**
  * JSON bodies (or bodies that name no type) over 1 MB are refused with 413: from Content-Length

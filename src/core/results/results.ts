@@ -7,7 +7,8 @@ import { Invalid, NotFound } from "../errors";
 import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import { INLINE_TEXT_MAX_BYTES, RESULTS_PER_SUBMISSION, RESULT_LIMITS } from "../limits";
 import type { PageRequest, Paged } from "../pagination";
-import { type Run, getRun, visibleRuns } from "../runs/runs";
+import { assertProjectVisible } from "../projects/projects";
+import { type Run, readVisibleRun, visibleRuns } from "../runs/runs";
 import { runObjectPrefix } from "../storage/r2";
 import { suiteStatementsFor } from "../suites/suites";
 import { escapeLike, getTestCase, identityKey, jsonChunks, testCaseUpsert, testCaseRowJson } from "../testcases/testcases";
@@ -89,8 +90,8 @@ export interface ResultDetail extends ResultSummary {
 
 export interface SubmissionOutcome {
   run: Run;
-  /** What this submission stored, in input order (duplicates within it collapsed). */
-  stored: { id: string; testCaseId: string; fullTitle: string; status: ResultStatus }[];
+  /** What this submission stored, in reporting order (duplicates within it collapsed). */
+  stored: ResultSummary[];
   /** Results not stored because the run already holds a later attempt of the same test. */
   superseded: number;
 }
@@ -124,7 +125,12 @@ interface Offload {
  * statements. A test has one result per run; reporting it again replaces the result unless the
  * run already holds a later attempt. Output and step trees over 64 KB go to R2 first.
  */
-export async function recordResults(ctx: CoreContext, runId: string, inputs: ResultInput[]): Promise<SubmissionOutcome> {
+export async function recordResults(
+  ctx: CoreContext,
+  runId: string,
+  inputs: ResultInput[],
+  options: { projectId?: string } = {},
+): Promise<SubmissionOutcome> {
   requireScope(ctx.principal, "results:submit");
   if (inputs.length > RESULTS_PER_SUBMISSION) {
     throw Invalid.field("results", "too_many", `must have at most ${RESULTS_PER_SUBMISSION} items`, { status: 422 });
@@ -132,8 +138,9 @@ export async function recordResults(ctx: CoreContext, runId: string, inputs: Res
   const run = await ctx.db
     .select({ id: testRuns.id, organizationId: testRuns.organizationId, projectId: testRuns.projectId })
     .from(testRuns)
-    .where(and(eq(testRuns.id, runId), visibleRuns(ctx.principal)))
+    .where(and(eq(testRuns.id, runId), visibleRuns(ctx.principal), options.projectId ? eq(testRuns.projectId, options.projectId) : undefined))
     .get();
+  // A run of another project than the one named answers as a missing run does.
   if (!run) throw new NotFound("Test run", { id: runId });
 
   const now = nowIso(ctx.clock);
@@ -222,13 +229,16 @@ export async function recordResults(ctx: CoreContext, runId: string, inputs: Res
   statements.push(insertRunEvent(RUN_EVENT_TYPES.submitted, sql`r.id = ${run.id}`, now));
   statements.push(failedCaseEvents(run.id, submissionId, now));
   const storedQuery = ctx.db
-    .select({ id: results.id, testCaseId: results.testCaseId, fullTitle: results.fullTitle, status: results.status })
+    .select(summaryColumns)
     .from(results)
     .where(and(eq(results.runId, run.id), eq(results.submissionId, submissionId)))
     .orderBy(asc(results.number));
   await batchAll(ctx.db, statements);
-  const stored = (await storedQuery) as SubmissionOutcome["stored"];
-  return { run: await getRun(ctx, run.id), stored, superseded: rows.length - stored.length };
+  const stored = (await storedQuery).map((r) => toSummary(r as SummaryRow));
+  // Read without the testruns:read scope: a CI key that may only submit still sees its counts.
+  const updated = await readVisibleRun(ctx, run.id);
+  if (!updated) throw new NotFound("Test run", { id: run.id });
+  return { run: updated, stored, superseded: rows.length - stored.length };
 }
 
 function resultUpsert(run: { id: string; organizationId: string; projectId: string }, submissionId: string, json: string, now: string): SQL {
@@ -359,6 +369,7 @@ function statusCondition(status: ResultStatus): SQL {
 export async function listResults(ctx: CoreContext, input: ListResultsInput): Promise<Paged<ResultSummary>> {
   requireScope(ctx.principal, "results:read");
   const conditions = [visibleResults(ctx)];
+  if (input.projectId !== undefined) await assertProjectVisible(ctx, input.projectId);
   if (input.runId !== undefined) {
     await getRunForResults(ctx, input.runId, input.projectId);
     conditions.push(eq(results.runId, input.runId));

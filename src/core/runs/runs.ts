@@ -327,7 +327,11 @@ export interface ListRunsInput {
 export async function listRuns(ctx: CoreContext, input: ListRunsInput): Promise<Paged<Run>> {
   requireScope(ctx.principal, "testruns:read");
   const conditions = [visibleRuns(ctx.principal)];
-  if (input.projectId !== undefined) conditions.push(eq(testRuns.projectId, input.projectId));
+  if (input.projectId !== undefined) {
+    // A project the key cannot see is 404, as for every other project-scoped list, not an empty page.
+    await assertProjectVisible(ctx, input.projectId);
+    conditions.push(eq(testRuns.projectId, input.projectId));
+  }
   if (input.status !== undefined) conditions.push(eq(testRuns.status, input.status));
   if (input.branch !== undefined) conditions.push(eq(testRuns.branch, input.branch));
   if (input.ciBuildId !== undefined) conditions.push(eq(testRuns.ciBuildId, input.ciBuildId));
@@ -345,9 +349,14 @@ export async function listRuns(ctx: CoreContext, input: ListRunsInput): Promise<
   return { items: rows.map((r) => toRun(r)), total: totalRows[0]?.total ?? 0, ...input.page };
 }
 
+/** A run the principal may see, without a scope check: for verbs that answer with the run. */
+export function readVisibleRun(ctx: CoreContext, id: string): Promise<Run | null> {
+  return readRun(ctx, and(eq(testRuns.id, id), visibleRuns(ctx.principal))!);
+}
+
 export async function getRun(ctx: CoreContext, id: string): Promise<Run> {
   requireScope(ctx.principal, "testruns:read");
-  const run = await readRun(ctx, and(eq(testRuns.id, id), visibleRuns(ctx.principal))!);
+  const run = await readVisibleRun(ctx, id);
   if (!run) throw new NotFound("Test run", { id });
   return run;
 }
@@ -371,7 +380,9 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
   if (input.tags !== undefined) changes.tags = input.tags;
   if (input.grepPatterns !== undefined) changes.grepPatterns = input.grepPatterns;
   if (input.reported && Object.keys(input.reported).length > 0) {
-    changes.reportedCounts = sql`json_patch(coalesce(${testRuns.reportedCounts}, '{}'), ${JSON.stringify(input.reported)})`;
+    const reported = { ...input.reported };
+    if (reported.duration !== undefined) reported.duration = Math.round(reported.duration);
+    changes.reportedCounts = sql`json_patch(coalesce(${testRuns.reportedCounts}, '{}'), ${JSON.stringify(reported)})`;
   }
   const where = and(eq(testRuns.id, id), visibleRuns(ctx.principal))!;
   const statements: SQL[] = [];

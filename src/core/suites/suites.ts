@@ -2,7 +2,8 @@ import { and, asc, eq, sql, type SQL } from "drizzle-orm";
 import { testRuns, testSuites, type TestSuiteRow } from "../../db/schema";
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
 import { type CoreContext, nowIso, requireScope } from "../context";
-import { NotFound } from "../errors";
+import { Invalid, NotFound } from "../errors";
+import { RESULT_LIMITS } from "../limits";
 import { visibleRuns } from "../runs/runs";
 
 export interface TestSuite {
@@ -99,6 +100,11 @@ export async function upsertSuite(
       .get();
     if (!parent) throw new NotFound("Test suite", { id: input.parentSuiteId });
     parentKey = parent.pathKey;
+    // Every level of a key begins with \u001e, so the key says how deep the parent is.
+    const parentDepth = parentKey.split("\u001e").length - 1;
+    if (parentDepth >= RESULT_LIMITS.suiteDepth) {
+      throw Invalid.field("parent_suite_id", "too_deep", `must not nest suites deeper than ${RESULT_LIMITS.suiteDepth} levels`);
+    }
   }
   const now = nowIso(ctx.clock);
   const row = await ctx.db

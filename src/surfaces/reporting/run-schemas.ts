@@ -357,7 +357,7 @@ export function testOut(r: ResultDetail) {
   return { ...testSummaryOut(r), stdout: r.stdout, stderr: r.stderr };
 }
 
-export function testCreatedOut(r: ResultDetail) {
+export function testCreatedOut(r: ResultSummary) {
   return {
     id: r.id,
     runId: r.runId,

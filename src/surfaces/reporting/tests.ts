@@ -1,12 +1,10 @@
-import { Conflict, NotFound } from "../../core/errors";
+import { Conflict } from "../../core/errors";
 import { getResult, getResultSteps, listResults, recordResults, resultHistory } from "../../core/results/results";
-import { getRun } from "../../core/runs/runs";
 import { ReportingPageQuery, pageOf, reportingList, reportingListSchema } from "../../http/pagination";
 import { defineRoute } from "../../http/routes";
 import { reportingErrors } from "../errors-openapi";
 import { IdParam } from "../fields";
 import { coreContext, jsonBody, jsonResponse, surfaceApp } from "../shared";
-import { listWithinProject } from "./runs";
 import {
   ReportingCreateTestBody,
   ReportingHistory,
@@ -89,10 +87,7 @@ export const reportingTestRoutes = surfaceApp()
   .openapi(createRouteDef, async (c) => {
     const { runId, projectId, ...input } = c.req.valid("json");
     const ctx = coreContext(c);
-    // A run of another project answers as a missing one does.
-    const run = await getRun(ctx, runId);
-    if (run.projectId !== projectId) throw new NotFound("Test run", { id: runId });
-    const outcome = await recordResults(ctx, runId, [input]);
+    const outcome = await recordResults(ctx, runId, [input], { projectId });
     const stored = outcome.stored[0];
     if (!stored) {
       throw new Conflict("The run already holds a later attempt of this test; this attempt was not recorded.", {
@@ -100,13 +95,17 @@ export const reportingTestRoutes = surfaceApp()
         attempt: input.attempt ?? 1,
       });
     }
-    return c.json(testCreatedOut(await getResult(ctx, stored.id)), 201);
+    return c.json(testCreatedOut(stored), 201);
   })
   .openapi(listRoute, async (c) => {
     const query = c.req.valid("query");
-    const page = await listWithinProject(coreContext(c), query.projectId, (ctx) =>
-      listResults(ctx, { page: pageOf(query), runId: query.runId, projectId: query.projectId, status: query.status, search: query.search }),
-    );
+    const page = await listResults(coreContext(c), {
+      page: pageOf(query),
+      runId: query.runId,
+      projectId: query.projectId,
+      status: query.status,
+      search: query.search,
+    });
     return c.json(reportingList(page, testSummaryOut), 200);
   })
   .openapi(getRouteDef, async (c) => {
