@@ -95,3 +95,17 @@ export const ResultFieldLimits = {
   suitePath: z.array(Label(RESULT_LIMITS.titleLength)).max(RESULT_LIMITS.suiteDepth).optional(),
   automationId: Label(RESULT_LIMITS.shortText).nullable().optional(),
 };
+
+/** The fields of a reported result whose names are the same in snake_case and camelCase. */
+export const RESULT_WORD_FIELDS = {
+  status: ResultStatusEnum,
+  duration: DurationMs,
+  retries: ResultFieldLimits.retries,
+  attempt: ResultFieldLimits.attempt,
+  tags: TagList.optional(),
+  annotations: z.array(AnnotationSchema).max(RESULT_LIMITS.annotations).optional(),
+  error: ResultErrorSchema.nullable().optional(),
+  steps: StepsSchema.optional(),
+  stdout: ResultFieldLimits.output,
+  stderr: ResultFieldLimits.output,
+};

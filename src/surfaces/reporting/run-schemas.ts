@@ -5,13 +5,13 @@ import type { Run } from "../../core/runs/runs";
 import type { SuiteNode, TestSuite } from "../../core/suites/suites";
 import { Count, DurationMs, Id, Label, Text, Timestamp } from "../fields";
 import {
+  RESULT_WORD_FIELDS,
   AnnotationSchema,
   ResultErrorSchema,
   ResultFieldLimits,
   ResultStatusEnum,
   RunStatusEnum,
   RunText,
-  StepsSchema,
   TagList,
 } from "../result-fields";
 
@@ -244,17 +244,8 @@ export const ReportingCreateTestBody = z
     fullTitle: ResultFieldLimits.fullTitle,
     filePath: ResultFieldLimits.filePath,
     lineNumber: ResultFieldLimits.lineNumber,
-    status: ResultStatusEnum,
-    duration: DurationMs,
-    retries: ResultFieldLimits.retries,
-    attempt: ResultFieldLimits.attempt,
+    ...RESULT_WORD_FIELDS,
     isFlaky: z.boolean().optional(),
-    tags: TagList.optional(),
-    annotations: z.array(AnnotationSchema).max(RESULT_LIMITS.annotations).optional(),
-    error: ResultErrorSchema.nullable().optional(),
-    steps: StepsSchema.optional(),
-    stdout: ResultFieldLimits.output,
-    stderr: ResultFieldLimits.output,
     automationId: ResultFieldLimits.automationId.openapi({
       description: "Extension: a stable id for the test; when given it identifies the test instead of file path and full title.",
     }),

@@ -4,15 +4,15 @@ import type { HistoryEntry, ResultDetail, ResultInput, ResultSummary } from "../
 import type { Run, RunCounts } from "../../core/runs/runs";
 import type { SuiteNode } from "../../core/suites/suites";
 import type { TestCase } from "../../core/testcases/testcases";
-import { Count, DurationMs, Id, Label, Text, Timestamp } from "../fields";
+import { Count, Id, Label, Text, Timestamp } from "../fields";
 import {
+  RESULT_WORD_FIELDS,
   AnnotationSchema,
   ResultErrorSchema,
   ResultFieldLimits,
   ResultStatusEnum,
   RunStatusEnum,
   RunText,
-  StepsSchema,
   TagList,
 } from "../result-fields";
 
@@ -188,17 +188,8 @@ export const ResultInputSchema = z
     full_title: ResultFieldLimits.fullTitle.optional().openapi({ example: "Auth > Login Page > should display login form" }),
     file_path: ResultFieldLimits.filePath.openapi({ example: "tests/auth/login.spec.ts" }),
     line_number: ResultFieldLimits.lineNumber,
-    status: ResultStatusEnum,
-    duration: DurationMs,
-    retries: ResultFieldLimits.retries,
-    attempt: ResultFieldLimits.attempt,
+    ...RESULT_WORD_FIELDS,
     is_flaky: z.boolean().optional(),
-    tags: TagList.optional(),
-    annotations: z.array(AnnotationSchema).max(RESULT_LIMITS.annotations).optional(),
-    error: ResultErrorSchema.nullable().optional(),
-    steps: StepsSchema.optional(),
-    stdout: ResultFieldLimits.output,
-    stderr: ResultFieldLimits.output,
     suite_path: ResultFieldLimits.suitePath.openapi({ description: "Enclosing describe blocks; derived from 'A > B > test' full titles when absent." }),
   })
   .openapi("ResultInput");
