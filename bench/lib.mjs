@@ -16,8 +16,11 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 /** A bad option: reported without a stack trace. */
 export class UsageError extends Error {}
 
+/** A failure that its message explains: reported without a stack trace. */
+export class BenchError extends Error {}
+
 /** Thrown for an answer with an unexpected status; carries the body. */
-export class BadAnswer extends Error {}
+export class BadAnswer extends BenchError {}
 
 /**
  * @typedef {object} IntOptionSpec
@@ -304,8 +307,12 @@ export function runBenchmark({ readOptions, maxSockets, body }) {
     },
     (err) => {
       if (interrupted) return; // the signal handler stops the server and sets the exit code
-      const quiet = err instanceof BadAnswer || err instanceof UsageError;
+      const quiet = err instanceof BenchError || err instanceof UsageError;
       console.error(`[bench] failed: ${quiet ? err.message : (err?.stack ?? err)}`);
+      // wrangler dev retries only GET and HEAD across a reload, so an edit mid-run ends a POST.
+      if (err instanceof BadAnswer && err.message.includes("restarted mid-request")) {
+        console.error("[bench] wrangler dev reloads the worker when a file under src/ changes: run again with the tree unchanged");
+      }
       process.exitCode = err instanceof UsageError ? 2 : 1;
     },
   );
