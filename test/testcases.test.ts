@@ -2,7 +2,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { systemClock, type CoreContext } from "../src/core/context";
 import { SCOPES } from "../src/core/keys/scopes";
-import { historyQuery, recordResults } from "../src/core/results/results";
+import { historyQuery, recordResults, resultUpsert } from "../src/core/results/results";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { testCaseListWhere } from "../src/core/testcases/testcases";
 import { testCases } from "../src/db/schema";
 import { createDb } from "../src/db/client";
@@ -164,6 +165,16 @@ describe("query plans and D1 round trips", () => {
       expect(steps.join("\n")).toMatch(/test_cases USING INDEX test_cases_(project_file|project_number|identity)_idx/);
       expect(steps.filter((s) => /^SCAN test_cases\b/.test(s))).toEqual([]);
     }
+  });
+
+  it("a results write finds each test case through the identity index, whatever the project's size", async () => {
+    const t = await createTenant();
+    const statement = new SQLiteAsyncDialect().sqlToQuery(
+      resultUpsert({ id: "run_x", organizationId: t.organization.id, projectId: t.project.id }, "sub", "[]", new Date().toISOString()),
+    );
+    const steps = await plan(statement);
+    expect(steps.join("\n")).toMatch(/SEARCH tc USING INDEX test_cases_identity_idx/);
+    expect(steps.filter((s) => /^SCAN tc\b/.test(s))).toEqual([]);
   });
 
   it("records 1,000 results in a handful of D1 calls", async () => {

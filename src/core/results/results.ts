@@ -241,7 +241,8 @@ export async function recordResults(
   return { run: updated, stored, superseded: rows.length - stored.length };
 }
 
-function resultUpsert(run: { id: string; organizationId: string; projectId: string }, submissionId: string, json: string, now: string): SQL {
+/** Exported so a test can read its query plan. */
+export function resultUpsert(run: { id: string; organizationId: string; projectId: string }, submissionId: string, json: string, now: string): SQL {
   const f = (name: string) => sql.raw(`json_extract(j.value, '$.${name}')`);
   const replace = [
     "submission_id", "title", "full_title", "file_path", "line_number", "status", "duration_ms", "retries", "attempt",
@@ -257,7 +258,10 @@ function resultUpsert(run: { id: string; organizationId: string; projectId: stri
       ${f("tags")}, ${f("annotations")}, ${f("error")}, ${f("steps")}, ${f("steps_key")},
       ${f("stdout")}, ${f("stdout_key")}, ${f("stderr")}, ${f("stderr_key")}, ${now}, ${now}
     FROM json_each(${json}) j
-    JOIN test_cases tc ON tc.project_id = ${run.projectId} AND tc.identity_key = ${f("k")}
+    -- CROSS JOIN fixes the loop order: each row looks its test case up by the identity index.
+    -- Left to the planner, it looped over every test case of the project and scanned the JSON
+    -- for each, so a submission cost grew with the size of the project.
+    CROSS JOIN test_cases tc ON tc.project_id = ${run.projectId} AND tc.identity_key = ${f("k")}
     WHERE true
     ON CONFLICT (run_id, test_case_id) DO UPDATE SET ${sql.raw(replace)}
     WHERE excluded.attempt >= results.attempt`;
