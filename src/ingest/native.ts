@@ -1,0 +1,159 @@
+import type { ZodError } from "zod";
+import { invalidFromZod } from "../http/validation";
+import { CreateTestRunBody, ResultInputSchema, resultInputOf } from "../surfaces/v1/run-schemas";
+import { cleanText, finishResult, truncateErrorText } from "./finish";
+import { JsonStream, type PathSegment, type ValueKind, type Visit } from "./json-stream";
+import { isObject } from "./json-values";
+import { IngestError, type NormalizedResult, type ReportMetadata, type ReportParser, type ReportTotals } from "./normalized";
+
+const ERROR_FIELDS = new Set(["message", "stack", "expected", "actual"]);
+
+/**
+ * Our own JSON: `{"run": {…as POST /api/v1/testruns…}, "results": [ …as the items of
+ * POST /api/v1/testruns/{id}/results… ]}`, each item checked by the same schema as that endpoint.
+ * Unlike that endpoint, NUL characters and unpaired surrogates are replaced and error texts over
+ * 64 KB truncated first, as for every other report format.
+ */
+export class NativeParser implements ReportParser {
+  readonly format = "native" as const;
+  private readonly json: JsonStream;
+  private out: NormalizedResult[] = [];
+  private meta: ReportMetadata = {};
+  private index = 0;
+  private sawResults = false;
+
+  constructor() {
+    this.json = new JsonStream(this.format, {
+      visit: (path, kind) => this.visit(path, kind),
+      value: (path, value) => this.value(path, value),
+    });
+  }
+
+  write(chunk: string): NormalizedResult[] {
+    this.json.write(chunk);
+    return this.drain();
+  }
+
+  end(): NormalizedResult[] {
+    this.json.end();
+    if (!this.sawResults) throw this.invalid("results", "required", "is required");
+    return this.drain();
+  }
+
+  metadata(): ReportMetadata {
+    return { ...this.meta };
+  }
+
+  totals(): ReportTotals | null {
+    return null;
+  }
+
+  private drain(): NormalizedResult[] {
+    const done = this.out;
+    this.out = [];
+    return done;
+  }
+
+  private visit(path: readonly PathSegment[], kind: ValueKind): Visit {
+    switch (path.length) {
+      case 0:
+        if (kind !== "object") throw new IngestError("A native report must be a JSON object with a 'results' array.", { format: this.format, reason: "invalid_type", field: "body" });
+        return "walk";
+      case 1:
+        if (path[0] === "run") return "capture";
+        if (path[0] !== "results") return "skip";
+        if (kind !== "array") throw this.invalid("results", "invalid_type", "must be an array");
+        this.sawResults = true;
+        return "walk";
+      case 2:
+        return "capture";
+      default:
+        return "skip";
+    }
+  }
+
+  private value(path: readonly PathSegment[], value: unknown): void {
+    if (path.length === 1) {
+      this.readRun(value);
+      return;
+    }
+    const index = this.index++;
+    const item = cleanStrings(value);
+    if (!isObject(item)) throw this.invalid(`results.${index}`, "invalid_type", "must be an object");
+    const parsed = ResultInputSchema.safeParse(item);
+    if (!parsed.success) throw this.fromZod(parsed.error, item, `results.${index}`);
+    this.out.push(finishResult(resultInputOf(parsed.data), { format: this.format, at: () => this.json.position() }));
+  }
+
+  private readRun(value: unknown): void {
+    const run = cleanStrings(value);
+    if (!isObject(run)) throw this.invalid("run", "invalid_type", "must be an object");
+    const parsed = CreateTestRunBody.safeParse(run);
+    if (!parsed.success) throw this.fromZod(parsed.error, run, "run");
+    const r = parsed.data;
+    const meta: ReportMetadata = {};
+    const text = {
+      branch: r.branch,
+      commitSha: r.commit_sha,
+      commitMessage: r.commit_message,
+      commitAuthor: r.commit_author,
+      ciBuildId: r.ci_build_id,
+      ciBuildUrl: r.ci_build_url,
+      ciProvider: r.ci_provider,
+      runTitle: r.run_title,
+      playwrightVersion: r.playwright_version,
+      hostname: r.hostname,
+      os: r.os,
+      browser: r.browser,
+    } as const;
+    for (const [key, v] of Object.entries(text) as [keyof typeof text, string | null | undefined][]) {
+      if (typeof v === "string" && v !== "") meta[key] = v;
+    }
+    if (typeof r.workers === "number") meta.workers = r.workers;
+    if (typeof r.shard_current === "number") meta.shardCurrent = r.shard_current;
+    if (typeof r.shard_total === "number") meta.shardTotal = r.shard_total;
+    if (r.tags && r.tags.length > 0) meta.tags = r.tags;
+    this.meta = meta;
+  }
+
+  private invalid(field: string, reason: string, predicate: string): IngestError {
+    return new IngestError(`The '${field}' field ${predicate}.`, { format: this.format, reason, field, ...this.json.position() });
+  }
+
+  /** The first problem zod found, named by its full path in the report ("results.3.status"). */
+  private fromZod(error: ZodError, data: unknown, prefix: string): IngestError {
+    const invalid = invalidFromZod(error, "json", data);
+    const inner = typeof invalid.details.field === "string" && invalid.details.field !== "body" ? `.${invalid.details.field}` : "";
+    const reason = typeof invalid.details.reason === "string" ? invalid.details.reason : "invalid_value";
+    return this.invalid(`${prefix}${inner}`, reason, invalid.predicate ?? "is invalid");
+  }
+}
+
+/**
+ * A copy of a JSON value with its strings made clean Unicode and its error texts within 64 KB,
+ * walked with an explicit stack.
+ */
+function cleanStrings(value: unknown): unknown {
+  const root: { value: unknown } = { value };
+  const stack: { holder: Record<string | number, unknown>; key: string | number; truncate: boolean }[] = [
+    { holder: root as Record<string, unknown>, key: "value", truncate: false },
+  ];
+  while (stack.length > 0) {
+    const { holder, key, truncate } = stack.pop()!;
+    const current = holder[key];
+    if (typeof current === "string") {
+      const clean = cleanText(current);
+      holder[key] = truncate ? truncateErrorText(clean) : clean;
+    } else if (Array.isArray(current)) {
+      const copy = [...current];
+      holder[key] = copy;
+      for (let i = 0; i < copy.length; i++) stack.push({ holder: copy as unknown as Record<number, unknown>, key: i, truncate: false });
+    } else if (isObject(current)) {
+      const copy = { ...current };
+      holder[key] = copy;
+      const isError = key === "error";
+      for (const k of Object.keys(copy)) stack.push({ holder: copy, key: k, truncate: isError && ERROR_FIELDS.has(k) });
+    }
+  }
+  return root.value;
+}
