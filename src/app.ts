@@ -49,6 +49,7 @@ export function createApp() {
       { name: "native: test runs", description: "Native surface (/api/v1): runs, their results and suites." },
       { name: "native: results", description: "Native surface (/api/v1)." },
       { name: "native: test cases", description: "Native surface (/api/v1): stable test identities and their history." },
+      { name: "native: ingest", description: "Native surface (/api/v1): CI reports in JUnit XML, Playwright JSON, CTRF or native JSON." },
       { name: "reporting: projects", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: teams", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: api keys", description: "Reporting surface (/api, reference 003)." },

@@ -61,11 +61,17 @@ function article(expected: string): string {
 }
 
 /** Turns zod's verdict on one request part into an Invalid naming the first bad field (all of them in details). */
-export function invalidFromZod(error: ZodError, target: string, data: unknown): Invalid {
+export function invalidFromZod(
+  error: ZodError,
+  target: string,
+  data: unknown,
+  /** How the client names a field, when that differs from the schema's key (headers). */
+  rename: (field: string) => string = (field) => field,
+): Invalid {
   const location = TARGET_LOCATION[target] ?? "body";
   const described = error.issues.map((issue) => {
     const { reason, predicate } = describe(issue, data);
-    return { field: issue.path.map(String).join(".") || "body", reason, predicate };
+    return { field: rename(issue.path.map(String).join(".") || "body"), reason, predicate };
   });
   const first = described[0] ?? { field: "body", reason: "invalid_value", predicate: "is invalid" };
   if (first.field === "body" && location === "body") {

@@ -129,11 +129,12 @@ export async function recordResults(
   ctx: CoreContext,
   runId: string,
   inputs: ResultInput[],
-  options: { projectId?: string } = {},
+  options: { projectId?: string; maxResults?: number } = {},
 ): Promise<SubmissionOutcome> {
   requireScope(ctx.principal, "results:submit");
-  if (inputs.length > RESULTS_PER_SUBMISSION) {
-    throw Invalid.field("results", "too_many", `must have at most ${RESULTS_PER_SUBMISSION} items`, { status: 422 });
+  const max = options.maxResults ?? RESULTS_PER_SUBMISSION;
+  if (inputs.length > max) {
+    throw Invalid.field("results", "too_many", `must have at most ${max} items`, { status: 422 });
   }
   const run = await ctx.db
     .select({ id: testRuns.id, organizationId: testRuns.organizationId, projectId: testRuns.projectId })

@@ -316,6 +316,28 @@ export async function createRun(ctx: CoreContext, input: CreateRunInput): Promis
   return run;
 }
 
+/**
+ * The newest live run of a CI build (same project and ciBuildId, and the same run title when one
+ * is given), so several reports of one build (one JUnit file per module, say) extend one run.
+ */
+export async function findRunOfBuild(ctx: CoreContext, projectId: string, ciBuildId: string, runTitle?: string): Promise<Run | null> {
+  const row = await ctx.db
+    .select({ id: testRuns.id })
+    .from(testRuns)
+    .where(
+      and(
+        visibleRuns(ctx.principal),
+        eq(testRuns.projectId, projectId),
+        eq(testRuns.ciBuildId, ciBuildId),
+        runTitle === undefined ? undefined : eq(testRuns.runTitle, runTitle),
+      ),
+    )
+    .orderBy(desc(testRuns.number))
+    .limit(1)
+    .get();
+  return row ? readVisibleRun(ctx, row.id) : null;
+}
+
 export interface ListRunsInput {
   page: PageRequest;
   projectId?: string;

@@ -2,6 +2,7 @@ import { surfaceApp } from "../shared";
 import { adminRoutes } from "./admin";
 import { apiKeyRoutes } from "./api-keys";
 import { organizationRoutes } from "./organizations";
+import { ingestRoutes } from "./ingest";
 import { projectRoutes } from "./projects";
 import { resultRoutes } from "./results";
 import { testCaseRoutes } from "./testcases";
@@ -17,5 +18,6 @@ export function nativeSurface() {
   app.route("/", testRunRoutes);
   app.route("/", resultRoutes);
   app.route("/", testCaseRoutes);
+  app.route("/", ingestRoutes);
   return app;
 }

@@ -1,6 +1,7 @@
 import { listResults, recordResults } from "../../core/results/results";
 import { createRun, deleteRun, getRun, listRuns, updateRun } from "../../core/runs/runs";
 import { suiteTree } from "../../core/suites/suites";
+import { withoutUndefined } from "../../lib/objects";
 import { NativePageQuery, nativeList, nativeListSchema, pageOf } from "../../http/pagination";
 import { defineRoute } from "../../http/routes";
 import { nativeErrors } from "../errors-openapi";
@@ -211,7 +212,3 @@ export const testRunRoutes = surfaceApp()
     const tree = await suiteTree(coreContext(c), c.req.valid("param").id);
     return c.json({ data: tree.map(suiteNodeOut) }, 200);
   });
-
-export function withoutUndefined<T extends Record<string, unknown>>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
