@@ -678,3 +678,17 @@ describe("detectFormat", () => {
     expect(() => detectFormat("application/json", `{"results": {"tests": [ }`)).toThrow(/^Malformed JSON at line 1, column 25/);
   });
 });
+
+describe("long step titles", () => {
+  it("are cut with a marker and noted, not a reason to refuse the report", () => {
+    const title = `expect(locator).toHaveText(${"x".repeat(5000)})`;
+    const report = JSON.stringify({
+      results: { tool: { name: "t" }, summary: { tests: 1 }, tests: [{ name: "t", status: "passed", duration: 1, steps: [{ name: title, status: "passed" }] }] },
+    });
+    const { results } = parse("ctrf", [report]);
+    const step = results[0]!.steps![0]!;
+    expect(step.title.length).toBeLessThanOrEqual(2000);
+    expect(step.title).toMatch(/^expect\(locator\)\.toHaveText\(x+… \[truncated \d+ characters\]$/);
+    expect(results[0]!.annotations!.map((a) => a.type)).toContain("greenlight:steps-truncated");
+  });
+});

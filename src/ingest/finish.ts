@@ -37,7 +37,11 @@ export function stripAnsi(value: string): string {
  * The result stays within RESULT_LIMITS.errorText.
  */
 export function truncateErrorText(value: string, dropped = 0): string {
-  const limit = RESULT_LIMITS.errorText;
+  return truncateText(value, RESULT_LIMITS.errorText, dropped);
+}
+
+/** `value` cut to at most `limit` characters, ending with a marker that says how much is missing. */
+function truncateText(value: string, limit: number, dropped = 0): string {
   if (dropped === 0 && value.length <= limit) return value;
   if (value.length + marker(dropped).length <= limit) return `${value}${marker(dropped)}`;
   let kept = limit - marker(value.length + dropped).length;
@@ -266,7 +270,7 @@ export function finishResult(draft: NormalizedResult, source: ResultSource): Nor
     if (truncated) {
       annotations.push({
         type: STEPS_TRUNCATED,
-        description: `Steps nested deeper than ${RESULT_LIMITS.stepDepth} levels were moved up to that level; steps beyond ${RESULT_LIMITS.stepsPerResult} were dropped.`,
+        description: `Steps nested deeper than ${RESULT_LIMITS.stepDepth} levels were moved up to that level; steps beyond ${RESULT_LIMITS.stepsPerResult} were dropped; step titles over ${RESULT_LIMITS.stepTitleLength} characters were cut.`,
       });
     }
   }
@@ -322,8 +326,13 @@ function boundedSteps(
       break;
     }
     count++;
-    const title = cleanText(step.title ?? "");
-    if (title.length > RESULT_LIMITS.stepTitleLength) throw fail("steps.title", `must be at most ${RESULT_LIMITS.stepTitleLength} characters`, "too_long");
+    // Titles of expect() steps quote their arguments and can be long; one such step must not
+    // cost the whole report, so the title is cut with a marker and the result annotated.
+    let title = cleanText(step.title ?? "");
+    if (title.length > RESULT_LIMITS.stepTitleLength) {
+      title = truncateText(title, RESULT_LIMITS.stepTitleLength);
+      truncated = true;
+    }
     const node: Step = { title };
     if (step.category && STEP_CATEGORIES_SET.has(step.category)) node.category = step.category;
     if (step.status && STEP_STATUSES_SET.has(step.status)) node.status = step.status;
