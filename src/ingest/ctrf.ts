@@ -1,9 +1,10 @@
 import { RUN_LIMITS } from "../core/limits";
 import type { Annotation, Step } from "../core/results/results";
 import { cleanText, finishResult, invalidValue, jsonNumber, jsonString, stripAnsi, type ResultSource, type Subject } from "./finish";
+import { JsonReportParser } from "./json-report";
 import { JsonStream, type PathSegment, type ValueKind, type Visit } from "./json-stream";
 import { arrayOf, firstString, isObject, isoDateTime, objectOf, stringsOf, type JsonObject } from "./json-values";
-import { IngestError, type Attachment, type NormalizedResult, type ReportMetadata, type ReportParser, type ReportTotals } from "./normalized";
+import { IngestError, type Attachment, type NormalizedResult, type ReportTotals } from "./normalized";
 
 const STATUSES: Record<string, NormalizedResult["status"]> = {
   passed: "passed",
@@ -22,43 +23,17 @@ const STEP_STATUSES: Record<string, NonNullable<Step["status"]>> = {
 };
 
 /** CTRF (Common Test Report Format) JSON; each entry of results.tests is mapped once complete. */
-export class CtrfParser implements ReportParser {
+export class CtrfParser extends JsonReportParser {
   readonly format = "ctrf" as const;
-  private readonly json: JsonStream;
-  private out: NormalizedResult[] = [];
-  private readonly meta: ReportMetadata = {};
-  private declared: ReportTotals | null = null;
+  protected readonly json: JsonStream;
   private index = 0;
 
   constructor() {
+    super();
     this.json = new JsonStream(this.format, {
       visit: (path, kind) => this.visit(path, kind),
       value: (path, value) => this.value(path, value),
     });
-  }
-
-  write(chunk: string): NormalizedResult[] {
-    this.json.write(chunk);
-    return this.drain();
-  }
-
-  end(): NormalizedResult[] {
-    this.json.end();
-    return this.drain();
-  }
-
-  metadata(): ReportMetadata {
-    return { ...this.meta };
-  }
-
-  totals(): ReportTotals | null {
-    return this.declared ? { ...this.declared } : null;
-  }
-
-  private drain(): NormalizedResult[] {
-    const done = this.out;
-    this.out = [];
-    return done;
   }
 
   private visit(path: readonly PathSegment[], kind: ValueKind): Visit {

@@ -2,9 +2,10 @@ import type { ZodError } from "zod";
 import { invalidFromZod } from "../http/validation";
 import { CreateTestRunBody, ResultInputSchema, resultInputOf } from "../surfaces/v1/run-schemas";
 import { cleanText, finishResult, truncateErrorText } from "./finish";
+import { JsonReportParser } from "./json-report";
 import { JsonStream, type PathSegment, type ValueKind, type Visit } from "./json-stream";
 import { isObject } from "./json-values";
-import { IngestError, type NormalizedResult, type ReportMetadata, type ReportParser, type ReportTotals } from "./normalized";
+import { IngestError, type ReportMetadata } from "./normalized";
 
 const ERROR_FIELDS = new Set(["message", "stack", "expected", "actual"]);
 
@@ -14,44 +15,22 @@ const ERROR_FIELDS = new Set(["message", "stack", "expected", "actual"]);
  * Unlike that endpoint, NUL characters and unpaired surrogates are replaced and error texts over
  * 64 KB truncated first, as for every other report format.
  */
-export class NativeParser implements ReportParser {
+export class NativeParser extends JsonReportParser {
   readonly format = "native" as const;
-  private readonly json: JsonStream;
-  private out: NormalizedResult[] = [];
-  private meta: ReportMetadata = {};
+  protected readonly json: JsonStream;
   private index = 0;
   private sawResults = false;
 
   constructor() {
+    super();
     this.json = new JsonStream(this.format, {
       visit: (path, kind) => this.visit(path, kind),
       value: (path, value) => this.value(path, value),
     });
   }
 
-  write(chunk: string): NormalizedResult[] {
-    this.json.write(chunk);
-    return this.drain();
-  }
-
-  end(): NormalizedResult[] {
-    this.json.end();
+  protected override finish(): void {
     if (!this.sawResults) throw this.invalid("results", "required", "is required");
-    return this.drain();
-  }
-
-  metadata(): ReportMetadata {
-    return { ...this.meta };
-  }
-
-  totals(): ReportTotals | null {
-    return null;
-  }
-
-  private drain(): NormalizedResult[] {
-    const done = this.out;
-    this.out = [];
-    return done;
   }
 
   private visit(path: readonly PathSegment[], kind: ValueKind): Visit {

@@ -1,14 +1,13 @@
 import { RUN_LIMITS } from "../core/limits";
 import type { Annotation, ResultError, Step } from "../core/results/results";
 import { cleanText, finishResult, invalidValue, jsonNumber, jsonString, stripAnsi, type ResultSource, type Subject } from "./finish";
+import { JsonReportParser } from "./json-report";
 import { JsonStream, type PathSegment, type ValueKind, type Visit } from "./json-stream";
 import { arrayOf, firstString, isObject, isoDateTime, objectOf, positiveInteger, stringsOf, type JsonObject } from "./json-values";
 import {
   IngestError,
   type Attachment,
   type NormalizedResult,
-  type ReportMetadata,
-  type ReportParser,
   type ReportTotals,
 } from "./normalized";
 
@@ -44,16 +43,14 @@ function isSuitePath(path: readonly PathSegment[], length: number): boolean {
  * it is complete; the suites around it are walked, never assembled, so a report of any size
  * holds one spec at a time.
  */
-export class PlaywrightParser implements ReportParser {
+export class PlaywrightParser extends JsonReportParser {
   readonly format = "playwright" as const;
-  private readonly json: JsonStream;
-  private out: NormalizedResult[] = [];
+  protected readonly json: JsonStream;
   private readonly suites: SuiteFrame[] = [];
-  private readonly meta: ReportMetadata = {};
-  private declared: ReportTotals | null = null;
   private projectNames: Set<string> | null = null;
 
   constructor() {
+    super();
     this.json = new JsonStream(this.format, {
       visit: (path, kind) => this.visit(path, kind),
       value: (path, value) => this.value(path, value),
@@ -61,30 +58,6 @@ export class PlaywrightParser implements ReportParser {
         if (isSuitePath(path, path.length)) this.closeSuite();
       },
     });
-  }
-
-  write(chunk: string): NormalizedResult[] {
-    this.json.write(chunk);
-    return this.drain();
-  }
-
-  end(): NormalizedResult[] {
-    this.json.end();
-    return this.drain();
-  }
-
-  metadata(): ReportMetadata {
-    return { ...this.meta };
-  }
-
-  totals(): ReportTotals | null {
-    return this.declared ? { ...this.declared } : null;
-  }
-
-  private drain(): NormalizedResult[] {
-    const done = this.out;
-    this.out = [];
-    return done;
   }
 
   private source(): ResultSource {
