@@ -952,3 +952,16 @@ describe("limits and scopes of reporting writes", () => {
     expect(res.body.error).toBe("not_found");
   });
 });
+
+describe("PATCH without counts", () => {
+  it("leaves the run without reported counts: the headline stays derived", async () => {
+    const t = await createTenant();
+    const runId = await newRun(t);
+    await postTest(t, runId, { title: "a", fullTitle: "S > a", status: "failed" });
+    const res = await api(t.key).patch(`/api/runs/${runId}`, { status: "failed" });
+    expect(res.status).toBe(200);
+    const run = (await api(t.key).get(`/api/runs/${runId}`)).body;
+    expect(run.reportedCounts).toBeNull();
+    expect(run).toMatchObject({ totalTests: 1, failedTests: 1 });
+  });
+});

@@ -1,5 +1,6 @@
 import { and, desc, eq, isNull, sql, type SQL } from "drizzle-orm";
 import { batchAll } from "../../db/batch";
+import { withoutUndefined } from "../../lib/objects";
 import { testRuns, testRunShards, type ReportedCounts, type TestRunRow, type TestRunShardRow } from "../../db/schema";
 import { newId } from "../../lib/ids";
 import { type CoreContext, type Principal, nowIso, requireScope } from "../context";
@@ -401,8 +402,9 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
   }
   if (input.tags !== undefined) changes.tags = input.tags;
   if (input.grepPatterns !== undefined) changes.grepPatterns = input.grepPatterns;
-  if (input.reported && Object.keys(input.reported).length > 0) {
-    const reported = { ...input.reported };
+  // Counts the caller did not send are not reported: a PATCH of the status alone leaves none.
+  const reported = withoutUndefined(input.reported ?? {});
+  if (Object.keys(reported).length > 0) {
     if (reported.duration !== undefined) reported.duration = Math.round(reported.duration);
     changes.reportedCounts = sql`json_patch(coalesce(${testRuns.reportedCounts}, '{}'), ${JSON.stringify(reported)})`;
   }

@@ -1,7 +1,6 @@
 import { listResults, recordResults } from "../../core/results/results";
 import { createRun, deleteRun, getRun, listRuns, updateRun } from "../../core/runs/runs";
 import { suiteTree } from "../../core/suites/suites";
-import { withoutUndefined } from "../../lib/objects";
 import { NativePageQuery, nativeList, nativeListSchema, pageOf } from "../../http/pagination";
 import { defineRoute } from "../../http/routes";
 import { nativeErrors } from "../errors-openapi";
@@ -175,14 +174,14 @@ export const testRunRoutes = surfaceApp()
       hostname: b.hostname,
       tags: b.tags,
       grepPatterns: b.grep_patterns,
-      reported: withoutUndefined({
+      reported: {
         totalTests: b.total_tests,
         passedTests: b.passed_tests,
         failedTests: b.failed_tests,
         skippedTests: b.skipped_tests,
         flakyTests: b.flaky_tests,
         duration: b.duration,
-      }),
+      },
     });
     return c.json(testRunOut(run), 200);
   })
