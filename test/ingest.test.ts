@@ -138,3 +138,20 @@ describe("POST /api/v1/results/ingest", () => {
     expect(await count("test_runs", "project_id = ?", t.project.id)).toBe(0);
   });
 });
+
+describe("native reports", () => {
+  it("carry their run's metadata, project included; a project the key cannot see is 404", async () => {
+    const t = await createTenant();
+    const report = (projectId: string) =>
+      JSON.stringify({
+        run: { project_id: projectId, branch: "release/2", commit_sha: "", viewport: "800x600", grep_patterns: ["@smoke"] },
+        results: [{ title: "t", status: "passed", duration: 3 }],
+      });
+    const res = await ingest(t, report(t.project.id));
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.run).toMatchObject({ project_id: t.project.id, branch: "release/2", commit_sha: null, viewport: "800x600", grep_patterns: ["@smoke"] });
+    const other = await createTenant();
+    expect((await ingest(t, report(other.project.id))).status).toBe(404);
+    expect(await count("test_runs", "project_id = ?", other.project.id)).toBe(0);
+  });
+});

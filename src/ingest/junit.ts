@@ -45,7 +45,7 @@ const TOLERATED_XML_ERRORS = new Set([
  * Testsuite properties that carry run metadata under the names CI systems and build tools use,
  * compared lowercased with "env." and separators stripped.
  */
-type TextField = Exclude<keyof ReportMetadata, "workers" | "shardCurrent" | "shardTotal" | "tags">;
+type TextField = Exclude<keyof ReportMetadata, "workers" | "shardCurrent" | "shardTotal" | "tags" | "grepPatterns">;
 const METADATA_PROPERTIES: Record<string, TextField> = {
   branch: "branch",
   gitbranch: "branch",

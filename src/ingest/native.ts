@@ -1,6 +1,6 @@
 import type { ZodError } from "zod";
 import { invalidFromZod } from "../http/validation";
-import { CreateTestRunBody, ResultInputSchema, resultInputOf } from "../surfaces/v1/run-schemas";
+import { CreateTestRunBody, ResultInputSchema, resultInputOf, runInputOf } from "../surfaces/v1/run-schemas";
 import { cleanText, finishResult, truncateErrorText } from "./finish";
 import { JsonReportParser } from "./json-report";
 import { JsonStream, type PathSegment, type ValueKind, type Visit } from "./json-stream";
@@ -70,28 +70,12 @@ export class NativeParser extends JsonReportParser {
     const parsed = CreateTestRunBody.safeParse(run);
     if (!parsed.success) throw this.fromZod(parsed.error, run, "run");
     const r = parsed.data;
+    // What a report says is metadata only where it says something: nulls and "" are not values.
     const meta: ReportMetadata = {};
-    const text = {
-      branch: r.branch,
-      commitSha: r.commit_sha,
-      commitMessage: r.commit_message,
-      commitAuthor: r.commit_author,
-      ciBuildId: r.ci_build_id,
-      ciBuildUrl: r.ci_build_url,
-      ciProvider: r.ci_provider,
-      runTitle: r.run_title,
-      playwrightVersion: r.playwright_version,
-      hostname: r.hostname,
-      os: r.os,
-      browser: r.browser,
-    } as const;
-    for (const [key, v] of Object.entries(text) as [keyof typeof text, string | null | undefined][]) {
-      if (typeof v === "string" && v !== "") meta[key] = v;
+    for (const [key, v] of Object.entries(runInputOf(r))) {
+      if (v === null || v === undefined || v === "" || (Array.isArray(v) && v.length === 0)) continue;
+      (meta as Record<string, unknown>)[key] = v;
     }
-    if (typeof r.workers === "number") meta.workers = r.workers;
-    if (typeof r.shard_current === "number") meta.shardCurrent = r.shard_current;
-    if (typeof r.shard_total === "number") meta.shardTotal = r.shard_total;
-    if (r.tags && r.tags.length > 0) meta.tags = r.tags;
     this.meta = meta;
   }
 

@@ -15,6 +15,12 @@ export type NormalizedResult = ResultInput & { attachments?: Attachment[] };
 
 /** What a report may say about the run that produced it. */
 export interface ReportMetadata {
+  /** Only native reports name these (their `run` object takes POST /testruns' fields). */
+  projectId?: string;
+  buildId?: string;
+  planId?: string;
+  viewport?: string;
+  grepPatterns?: string[];
   branch?: string;
   commitSha?: string;
   commitMessage?: string;

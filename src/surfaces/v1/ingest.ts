@@ -7,7 +7,7 @@ import { INGEST_FORMATS } from "../../ingest";
 import { nativeErrors } from "../errors-openapi";
 import { Id, Text } from "../fields";
 import { coreContext, jsonResponse, surfaceApp } from "../shared";
-import { TestRunSchema, testRunOut } from "./run-schemas";
+import { TestRunSchema, runInputOf, testRunOut } from "./run-schemas";
 
 const tags = ["native: ingest"];
 
@@ -96,24 +96,7 @@ function targetFromHeaders(headers: Headers): z.infer<typeof IngestTargetFields>
 export const ingestRoutes = surfaceApp().openapi(ingestRoute, async (c) => {
   const { format, ...query } = c.req.valid("query");
   const t = { ...targetFromHeaders(c.req.raw.headers), ...Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)) };
-  const target: IngestTarget = {
-    projectId: t.project_id,
-    runId: t.run_id,
-    buildId: t.build_id,
-    branch: t.branch,
-    commitSha: t.commit_sha,
-    commitMessage: t.commit_message,
-    commitAuthor: t.commit_author,
-    ciProvider: t.ci_provider,
-    ciBuildId: t.ci_build_id,
-    ciBuildUrl: t.ci_build_url,
-    runTitle: t.run_title,
-    shardCurrent: t.shard_current,
-    shardTotal: t.shard_total,
-    hostname: t.hostname,
-    os: t.os,
-    browser: t.browser,
-  };
+  const target: IngestTarget = { ...runInputOf(t), runId: t.run_id };
   const outcome = await ingestReport(coreContext(c), {
     text: await c.req.text(),
     contentType: c.req.header("content-type") ?? null,

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { DESCRIPTION_MAX_LENGTH, RESULT_LIMITS, RESULTS_PER_SUBMISSION, RUN_LIMITS } from "../../core/limits";
 import type { HistoryEntry, ResultDetail, ResultInput, ResultSummary } from "../../core/results/results";
-import type { Run, RunCounts } from "../../core/runs/runs";
+import type { CreateRunInput, Run, RunCounts } from "../../core/runs/runs";
 import type { SuiteNode } from "../../core/suites/suites";
 import type { TestCase } from "../../core/testcases/testcases";
 import { Count, Id, Label, Text, Timestamp } from "../fields";
@@ -49,6 +49,36 @@ export const CreateTestRunBody = z
     description:
       "Shards: runs with the same project, ci_build_id and run_title and shard_total > 1 are one run; each shard's POST registers its part and returns that run.",
   });
+
+/**
+ * The core's run input from the native snake_case fields, wherever they come from: the body of
+ * POST or PATCH /testruns, the query or headers of an ingest, the `run` of a native report.
+ */
+export function runInputOf(b: Partial<z.infer<typeof CreateTestRunBody>>): Omit<CreateRunInput, "status"> {
+  return {
+    projectId: b.project_id,
+    buildId: b.build_id,
+    planId: b.plan_id,
+    branch: b.branch,
+    commitSha: b.commit_sha,
+    commitMessage: b.commit_message,
+    commitAuthor: b.commit_author,
+    ciProvider: b.ci_provider,
+    ciBuildId: b.ci_build_id,
+    ciBuildUrl: b.ci_build_url,
+    playwrightVersion: b.playwright_version,
+    workers: b.workers,
+    shardCurrent: b.shard_current,
+    shardTotal: b.shard_total,
+    browser: b.browser,
+    os: b.os,
+    viewport: b.viewport,
+    hostname: b.hostname,
+    runTitle: b.run_title,
+    tags: b.tags,
+    grepPatterns: b.grep_patterns,
+  };
+}
 
 export const UpdateTestRunBody = z
   .object({

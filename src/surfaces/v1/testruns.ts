@@ -16,6 +16,7 @@ import {
   TestRunSchema,
   UpdateTestRunBody,
   resultInputOf,
+  runInputOf,
   resultSummaryOut,
   suiteNodeOut,
   testRunOut,
@@ -128,52 +129,15 @@ export const testRunRoutes = surfaceApp()
   })
   .openapi(createRouteDef, async (c) => {
     const b = c.req.valid("json");
-    const run = await createRun(coreContext(c), {
-      projectId: b.project_id,
-      status: b.status,
-      buildId: b.build_id,
-      planId: b.plan_id,
-      branch: b.branch,
-      commitSha: b.commit_sha,
-      commitMessage: b.commit_message,
-      commitAuthor: b.commit_author,
-      ciProvider: b.ci_provider,
-      ciBuildId: b.ci_build_id,
-      ciBuildUrl: b.ci_build_url,
-      playwrightVersion: b.playwright_version,
-      workers: b.workers,
-      shardCurrent: b.shard_current,
-      shardTotal: b.shard_total,
-      browser: b.browser,
-      os: b.os,
-      viewport: b.viewport,
-      hostname: b.hostname,
-      runTitle: b.run_title,
-      tags: b.tags,
-      grepPatterns: b.grep_patterns,
-    });
+    const run = await createRun(coreContext(c), { ...runInputOf(b), status: b.status });
     return c.json(testRunOut(run), 201);
   })
   .openapi(getRoute, async (c) => c.json(testRunOut(await getRun(coreContext(c), c.req.valid("param").id)), 200))
   .openapi(updateRoute, async (c) => {
     const b = c.req.valid("json");
     const run = await updateRun(coreContext(c), c.req.valid("param").id, {
+      ...runInputOf(b),
       status: b.status,
-      shardCurrent: b.shard_current,
-      branch: b.branch,
-      commitSha: b.commit_sha,
-      commitMessage: b.commit_message,
-      commitAuthor: b.commit_author,
-      ciProvider: b.ci_provider,
-      ciBuildUrl: b.ci_build_url,
-      playwrightVersion: b.playwright_version,
-      workers: b.workers,
-      browser: b.browser,
-      os: b.os,
-      viewport: b.viewport,
-      hostname: b.hostname,
-      tags: b.tags,
-      grepPatterns: b.grep_patterns,
       reported: {
         totalTests: b.total_tests,
         passedTests: b.passed_tests,
