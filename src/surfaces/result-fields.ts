@@ -12,6 +12,8 @@ export const RunStatusEnum = z.enum(RUN_STATUSES);
 export const ResultStatusEnum = z.enum(RESULT_STATUSES);
 export const RunText = Text(RUN_LIMITS.text).nullable().optional();
 export const TagList = z.array(Label(RESULT_LIMITS.shortText)).max(RUN_LIMITS.tags);
+/** Playwright's --grep patterns: regular expressions, often longer than a tag. */
+export const GrepPatternList = z.array(Label(RUN_LIMITS.text)).max(RUN_LIMITS.tags);
 
 export const ResultErrorSchema = z
   .object({

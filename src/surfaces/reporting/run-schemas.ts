@@ -7,6 +7,7 @@ import { Count, DurationMs, Id, Label, Text, Timestamp } from "../fields";
 import {
   RESULT_WORD_FIELDS,
   AnnotationSchema,
+  GrepPatternList,
   ResultErrorSchema,
   ResultFieldLimits,
   ResultStatusEnum,
@@ -45,7 +46,7 @@ const runMetadata = {
   hostname: RunText,
   runTitle: RunText,
   tags: TagList.optional(),
-  grepPatterns: z.array(Label(RUN_LIMITS.text)).max(RUN_LIMITS.tags).optional(),
+  grepPatterns: GrepPatternList.optional(),
 };
 
 export const ReportingCreateRunBody = z

@@ -8,6 +8,7 @@ import { Count, Id, Label, Text, Timestamp } from "../fields";
 import {
   RESULT_WORD_FIELDS,
   AnnotationSchema,
+  GrepPatternList,
   ResultErrorSchema,
   ResultFieldLimits,
   ResultStatusEnum,
@@ -30,7 +31,7 @@ const runMetadataFields = {
   viewport: RunText,
   hostname: RunText,
   tags: TagList.optional(),
-  grep_patterns: TagList.optional(),
+  grep_patterns: GrepPatternList.optional(),
 };
 
 export const CreateTestRunBody = z
