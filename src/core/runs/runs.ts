@@ -285,11 +285,10 @@ export async function createRun(ctx: CoreContext, input: CreateRunInput): Promis
   const insert = ctx.db
     .insert(testRuns)
     .values(values)
-    .onConflictDoUpdate({ target: [testRuns.projectId, testRuns.shardKey], set: { ...fillIn, updatedAt: now } });
+    .onConflictDoUpdate({ target: [testRuns.projectId, testRuns.shardKey], set: { ...fillIn, updatedAt: now } })
+    // The new run's id, or the id of the run a shard joined.
+    .returning({ id: testRuns.id });
 
-  const runWhere = shardKey
-    ? and(eq(testRuns.projectId, projectId), eq(testRuns.shardKey, shardKey))!
-    : eq(testRuns.id, id);
   const statements: SQL[] = [];
   if (shardKey) {
     const shardCurrent = input.shardCurrent ?? 1;
@@ -303,10 +302,8 @@ export async function createRun(ctx: CoreContext, input: CreateRunInput): Promis
   }
   statements.push(insertRunEvent(RUN_EVENT_TYPES.created, sql`r.id = ${id}`, now));
 
-  await batchAll(ctx.db, [insert, ...statements]);
-  const runId = shardKey
-    ? (await ctx.db.select({ id: testRuns.id }).from(testRuns).where(runWhere).get())!.id
-    : id;
+  const [inserted] = await batchAll(ctx.db, [insert, ...statements]);
+  const runId = (inserted!.results[0] as { id: string }).id;
   // Status is set after the shard part exists, so a sharded run's status is the merge of its parts.
   const settleStatus = shardKey || TERMINAL_STATUSES.includes(status);
   if (settleStatus) {
