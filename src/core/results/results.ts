@@ -113,38 +113,44 @@ function byteLength(text: string): number {
   return text.length * 3 <= INLINE_TEXT_MAX_BYTES ? text.length : new TextEncoder().encode(text).byteLength;
 }
 
-interface Offload {
+export interface Offload {
   key: string;
   body: string;
   contentType: string;
 }
 
-/**
- * Records up to 1,000 results in a run: test cases, results, suites, the run's derived counts and
- * the events, in one D1 batch (one transaction), with every row carried as JSON in a handful of
- * statements. A test has one result per run; reporting it again replaces the result unless the
- * run already holds a later attempt. Output and step trees over 64 KB go to R2 first.
- */
-export async function recordResults(
-  ctx: CoreContext,
-  runId: string,
-  inputs: ResultInput[],
-  options: { projectId?: string; maxResults?: number } = {},
-): Promise<SubmissionOutcome> {
-  requireScope(ctx.principal, "results:submit");
-  const max = options.maxResults ?? RESULTS_PER_SUBMISSION;
-  if (inputs.length > max) {
-    throw Invalid.field("results", "too_many", `must have at most ${max} items`, { status: 422 });
-  }
-  const run = await ctx.db
-    .select({ id: testRuns.id, organizationId: testRuns.organizationId, projectId: testRuns.projectId })
-    .from(testRuns)
-    .where(and(eq(testRuns.id, runId), visibleRuns(ctx.principal), options.projectId ? eq(testRuns.projectId, options.projectId) : undefined))
-    .get();
-  // A run of another project than the one named answers as a missing run does.
-  if (!run) throw new NotFound("Test run", { id: runId });
+/** The identity of a run that results are written to. */
+export interface RunRef {
+  id: string;
+  organizationId: string;
+  projectId: string;
+}
 
-  const now = nowIso(ctx.clock);
+/** The statements that record a set of results, and what must be in R2 before they run. */
+export interface ResultWrite {
+  /** Large output and step trees, to put into R2 before the statements run. */
+  offloads: Offload[];
+  statements: SQL[];
+  /** Results after collapsing repeats of one test (the later attempt wins). */
+  rows: number;
+  /** Indexes into the batch's results of the result upserts, whose `changes` count stored results. */
+  resultStatements: number[];
+  submissionId: string;
+}
+
+/**
+ * Builds the writes for a set of results (test cases, results, suites, the run's counts and the
+ * failure events) without running them, so a caller can add statements of its own to the same
+ * batch. Output and step trees over 64 KB are routed to R2 (see `offloads`). The run's counts
+ * change by what this write changes: the replaced results are subtracted before the upsert and
+ * added back after it, so the cost follows the write's size, not the run's.
+ */
+export async function resultWrite(
+  run: RunRef,
+  inputs: ResultInput[],
+  now: string,
+  options: { submittedEvent?: boolean } = {},
+): Promise<ResultWrite> {
   const submissionId = newId("res");
 
   // One row per test: within a submission the later attempt wins, as it does against the table.
@@ -210,36 +216,79 @@ export async function recordResults(
     }),
   );
 
-  // Large output first: if D1 then fails, an unreferenced object under the run's prefix is
-  // harmless and goes with the run; the reverse would leave rows pointing at nothing.
-  for (let i = 0; i < offloads.length; i += 16) {
-    await Promise.all(
-      offloads.slice(i, i + 16).map((o) => ctx.env.ARTIFACTS.put(o.key, o.body, { httpMetadata: { contentType: o.contentType } })),
-    );
-  }
-
   const statements: SQL[] = [];
   for (const chunk of jsonChunks(rows.map((r) => r.testCase))) {
     statements.push(testCaseUpsert(run.organizationId, run.projectId, chunk, now));
   }
+  const keyChunks = jsonChunks(rows.map((r) => r.result.k));
+  for (const keys of keyChunks) statements.push(adjustRunCounts(run, keys, -1));
+  const resultStatements: number[] = [];
   for (const chunk of jsonChunks(rows.map((r) => r.result))) {
+    resultStatements.push(statements.length);
     statements.push(resultUpsert(run, submissionId, chunk, now));
   }
+  for (const keys of keyChunks) statements.push(adjustRunCounts(run, keys, 1));
   statements.push(...suiteStatementsFor(run, rows.map((r) => r.suite).filter((s) => s.titles.length > 0), now));
-  statements.push(recountRun(run.id, now));
-  statements.push(insertRunEvent(RUN_EVENT_TYPES.submitted, sql`r.id = ${run.id}`, now));
+  statements.push(markRunSubmitted(run.id, now));
+  if (options.submittedEvent ?? true) statements.push(insertRunEvent(RUN_EVENT_TYPES.submitted, sql`r.id = ${run.id}`, now));
   statements.push(failedCaseEvents(run.id, submissionId, now));
+  return { offloads, statements, rows: rows.length, resultStatements, submissionId };
+}
+
+/**
+ * Puts a write's large output into R2. First, so that if D1 then fails an unreferenced object
+ * under the run's prefix is harmless and goes with the run; the reverse would leave rows
+ * pointing at nothing.
+ */
+export async function putOffloads(bucket: R2Bucket, offloads: Offload[]): Promise<void> {
+  for (let i = 0; i < offloads.length; i += 16) {
+    await Promise.all(offloads.slice(i, i + 16).map((o) => bucket.put(o.key, o.body, { httpMetadata: { contentType: o.contentType } })));
+  }
+}
+
+/** Results stored by a batch built by resultWrite: the upserts' changes (a superseded row changes nothing). */
+export function storedCount(write: ResultWrite, batchResults: D1Result[]): number {
+  return write.resultStatements.reduce((sum, index) => sum + (batchResults[index]?.meta.changes ?? 0), 0);
+}
+
+/**
+ * Records up to 1,000 results in a run: test cases, results, suites, the run's derived counts and
+ * the events, in one D1 batch (one transaction), with every row carried as JSON in a handful of
+ * statements. A test has one result per run; reporting it again replaces the result unless the
+ * run already holds a later attempt. Output and step trees over 64 KB go to R2 first.
+ */
+export async function recordResults(
+  ctx: CoreContext,
+  runId: string,
+  inputs: ResultInput[],
+  options: { projectId?: string; maxResults?: number } = {},
+): Promise<SubmissionOutcome> {
+  requireScope(ctx.principal, "results:submit");
+  const max = options.maxResults ?? RESULTS_PER_SUBMISSION;
+  if (inputs.length > max) {
+    throw Invalid.field("results", "too_many", `must have at most ${max} items`, { status: 422 });
+  }
+  const run = await ctx.db
+    .select({ id: testRuns.id, organizationId: testRuns.organizationId, projectId: testRuns.projectId })
+    .from(testRuns)
+    .where(and(eq(testRuns.id, runId), visibleRuns(ctx.principal), options.projectId ? eq(testRuns.projectId, options.projectId) : undefined))
+    .get();
+  // A run of another project than the one named answers as a missing run does.
+  if (!run) throw new NotFound("Test run", { id: runId });
+
+  const write = await resultWrite(run, inputs, nowIso(ctx.clock));
+  await putOffloads(ctx.env.ARTIFACTS, write.offloads);
   const storedQuery = ctx.db
     .select(summaryColumns)
     .from(results)
-    .where(and(eq(results.runId, run.id), eq(results.submissionId, submissionId)))
+    .where(and(eq(results.runId, run.id), eq(results.submissionId, write.submissionId)))
     .orderBy(asc(results.number));
-  await batchAll(ctx.db, statements);
+  await batchAll(ctx.db, write.statements);
   const stored = (await storedQuery).map((r) => toSummary(r as SummaryRow));
   // Read without the testruns:read scope: a CI key that may only submit still sees its counts.
   const updated = await readVisibleRun(ctx, run.id);
   if (!updated) throw new NotFound("Test run", { id: run.id });
-  return { run: updated, stored, superseded: rows.length - stored.length };
+  return { run: updated, stored, superseded: write.rows - stored.length };
 }
 
 /** Exported so a test can read its query plan. */
@@ -269,19 +318,29 @@ export function resultUpsert(run: { id: string; organizationId: string; projectI
 }
 
 /**
- * The run's counts and duration from its results, in the same transaction as the write: a flaky
- * result (status flaky, or passed with isFlaky) counts as flaky, not passed.
+ * Adds (sign 1) or subtracts (sign -1) the current results of the given tests to the run's
+ * counts and duration. Run around an upsert, in the same batch, it moves the counts by exactly
+ * what the upsert changed. A flaky result (status flaky, or passed with isFlaky) counts as
+ * flaky, not passed.
  */
-function recountRun(runId: string, now: string): SQL {
+function adjustRunCounts(run: RunRef, keysJson: string, sign: 1 | -1): SQL {
+  const op = sql.raw(sign === 1 ? "+" : "-");
   return sql`UPDATE test_runs SET (total_tests, passed_tests, failed_tests, skipped_tests, flaky_tests, duration_ms) = (
-      SELECT count(*),
-        coalesce(sum(status = 'passed' AND NOT is_flaky), 0),
-        coalesce(sum(status = 'failed'), 0),
-        coalesce(sum(status = 'skipped'), 0),
-        coalesce(sum(status = 'flaky' OR (status = 'passed' AND is_flaky)), 0),
-        coalesce(sum(duration_ms), 0)
-      FROM results WHERE run_id = ${runId}),
-    submitted_at = ${now}, updated_at = ${now},
+      SELECT test_runs.total_tests ${op} count(*),
+        test_runs.passed_tests ${op} coalesce(sum(x.status = 'passed' AND NOT x.is_flaky), 0),
+        test_runs.failed_tests ${op} coalesce(sum(x.status = 'failed'), 0),
+        test_runs.skipped_tests ${op} coalesce(sum(x.status = 'skipped'), 0),
+        test_runs.flaky_tests ${op} coalesce(sum(x.status = 'flaky' OR (x.status = 'passed' AND x.is_flaky)), 0),
+        test_runs.duration_ms ${op} coalesce(sum(x.duration_ms), 0)
+      FROM json_each(${keysJson}) j
+      CROSS JOIN test_cases tc ON tc.project_id = ${run.projectId} AND tc.identity_key = j.value
+      CROSS JOIN results x ON x.run_id = ${run.id} AND x.test_case_id = tc.id)
+    WHERE id = ${run.id}`;
+}
+
+/** A run that receives results is running (if it was queued) and records when it last did. */
+function markRunSubmitted(runId: string, now: string): SQL {
+  return sql`UPDATE test_runs SET submitted_at = ${now}, updated_at = ${now},
     status = CASE WHEN status = 'queued' THEN 'running' ELSE status END
     WHERE id = ${runId}`;
 }
