@@ -18,6 +18,8 @@ export default defineConfig(async () => {
             PUBLIC_BASE_URL: "",
             ADMIN_TOKEN: "test-admin-token",
             URL_SIGNING_SECRET: "test-url-signing-secret",
+            // Small, so every large ingest in the tests also hands over between invocations.
+            INGEST_CHUNKS_PER_INVOCATION: "4",
           },
         },
       }),

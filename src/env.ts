@@ -8,17 +8,20 @@ export interface Env {
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   BUILD_QUEUE: DurableObjectNamespace<BuildQueue>;
   WEBHOOKS: Queue<QueueMessageBody>;
+  INGESTS: Queue<QueueMessageBody>;
   /** "true" refuses plain http:// requests with 403. */
   REQUIRE_HTTPS: string;
   /** Externally visible origin; empty means the request's own origin. */
   PUBLIC_BASE_URL: string;
   /** Authorizes /api/v1/admin/*; when unset, admin routes answer 404. */
   ADMIN_TOKEN?: string;
+  /** Chunks (of 1,000 results) one queue invocation commits before handing a large ingest on; default 300. */
+  INGEST_CHUNKS_PER_INVOCATION?: string;
   /** Signs expiring URLs and encrypts stored idempotent responses. */
   URL_SIGNING_SECRET?: string;
 }
 
-/** Every message on the WEBHOOKS queue names its kind, so the consumer can dispatch on it. */
+/** Every queue message names its kind, so the consumer can dispatch on it. */
 export interface QueueMessageBody {
   type: string;
   [key: string]: unknown;

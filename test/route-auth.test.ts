@@ -54,6 +54,7 @@ interface TenantB extends Tenant {
   runId: string;
   resultId: string;
   testCaseId: string;
+  ingestId: string;
 }
 
 /** Ids of tenant B for each kind of path id; a route with an id of an unknown kind fails the test. */
@@ -64,10 +65,12 @@ function idFor(path: string, b: TenantB): string {
   if (/\/(testruns|runs)\/\{id\}/.test(path)) return b.runId;
   if (/\/(results|tests)\/\{id\}/.test(path)) return b.resultId;
   if (/\/testcases\/\{id\}/.test(path)) return b.testCaseId;
+  if (/\/ingests\/\{id\}/.test(path)) return b.ingestId;
   throw new Error(`No cross-tenant id resolver for ${path}: add one to route-auth.test.ts`);
 }
 
-const fill = (path: string, id: string) => path.replace(/\{[^}]+\}/g, id);
+/** The id into {id}; any other path parameter (a part number) gets a valid value. */
+const fill = (path: string, id: string) => path.replace(/\{id\}/g, id).replace(/\{[^}]+\}/g, "1");
 
 let a: Tenant;
 let b: TenantB;
@@ -90,6 +93,7 @@ beforeAll(async () => {
     runId: run.body.id,
     resultId: submitted.body.results[0].id,
     testCaseId: submitted.body.results[0].test_case_id,
+    ingestId: (await call("/api/v1/ingests", { method: "POST", key: tb.key, body: { project_id: tb.project.id } })).body.id,
   };
   // A key holding a single scope that no route requires: every keyed route must answer 403.
   noScopeKey = (await createKey(a, { scopes: ["jobs:run"] })).key;
@@ -145,7 +149,7 @@ describe("every registered route", () => {
       const expected = idempotentDelete ? (op.path.startsWith("/api/v1/") ? 204 : 200) : 404;
       expect(foreign.status, `${op.method} ${op.path}: ${foreign.text}`).toBe(expected);
       expect(missing.status, `${op.method} ${op.path}`).toBe(expected);
-      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc)_[0-9A-Z]+"/g, '"ID"');
+      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing)_[0-9A-Z]+"/g, '"ID"');
       expect(strip(foreign.body)).toBe(strip(missing.body));
     }
     // Nothing of B changed: its project and key still read back as before.

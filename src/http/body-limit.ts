@@ -1,7 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { TooLarge } from "../core/errors";
-import { SYNC_INGEST_MAX_BYTES } from "../core/ingest/ingest";
 import { JSON_BODY_MAX_BYTES, RESULTS_BODY_MAX_BYTES } from "../core/limits";
 import type { AppEnv } from "./app-env";
 
@@ -25,24 +24,19 @@ const limitResults = bodyLimit({
 const RESULTS_SUBMISSION = /^\/api(\/v1\/testruns\/[^/]+\/results|\/tests)$/;
 
 /**
+ * Reports and their parts: never limited here. Their handlers read a bounded head and stream the
+ * rest to R2 with a cap of their own (hono's bodyLimit, without Content-Length, reads the whole
+ * body ahead of the handler, which is what a 100 MB report must not do).
+ */
+const STREAMED = /^\/api\/v1\/(results\/ingest|ingests\/[^/]+\/parts\/[^/]+)$/;
+
+/**
  * JSON bodies (or bodies that name no type) over 1 MB are refused with 413: from Content-Length
  * before reading, or while streaming when there is none, so a huge body is never read whole.
  * Routes that take files or reports set their own limits.
  */
-const limitIngest = bodyLimit({
-  maxSize: SYNC_INGEST_MAX_BYTES,
-  onError: () => {
-    throw new TooLarge(`Reports over ${SYNC_INGEST_MAX_BYTES} bytes need the asynchronous ingest, which is not available yet.`, {
-      max_bytes: SYNC_INGEST_MAX_BYTES,
-    });
-  },
-});
-
-/** Reports come as XML or JSON; whatever their type, the ingest reads no more than it can take. */
-const INGEST = "/api/v1/results/ingest";
-
 export const jsonBodyLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (c.req.method === "POST" && c.req.path === INGEST) return limitIngest(c, next);
+  if ((c.req.method === "POST" || c.req.method === "PUT") && STREAMED.test(c.req.path)) return next();
   const type = c.req.header("content-type")?.toLowerCase() ?? "";
   if (type === "" || type.includes("json")) {
     return c.req.method === "POST" && RESULTS_SUBMISSION.test(c.req.path) ? limitResults(c, next) : limitJson(c, next);

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { claimIdempotencyKey } from "../core/idempotency/idempotency";
 import { createDb } from "../db/client";
@@ -10,13 +10,19 @@ import type { AppEnv } from "./app-env";
  */
 const NOT_KEPT = new Set([400, 413, 415]);
 
+export type RequestClaim =
+  | { kind: "replay"; response: Response }
+  | { kind: "claimed"; release: (response: Response | null) => Promise<void> };
+
 /**
- * Honours `Idempotency-Key` on POSTs that create something. Runs after authentication, so each
- * caller has its own key namespace. Responses are kept for replay unless NOT_KEPT or 5xx.
+ * Claims the request's `Idempotency-Key`, if it has one (null otherwise). `fingerprint` stands
+ * for the request's content: the body, or for a body too large to hold, its digest and whatever
+ * else shapes the request. The claim is released with the response to keep for replay, or with
+ * null when the request failed in a way worth retrying.
  */
-export const idempotency: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(async (c, next) => {
+export async function claimRequest(c: Context<AppEnv>, fingerprint: string): Promise<RequestClaim | null> {
   const idempotencyKey = c.req.header("idempotency-key");
-  if (idempotencyKey === undefined) return next();
+  if (idempotencyKey === undefined) return null;
   const secret = c.env.URL_SIGNING_SECRET;
   if (!secret) throw new Error("URL_SIGNING_SECRET is not configured; Idempotency-Key cannot be honoured.");
 
@@ -25,7 +31,7 @@ export const idempotency: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(a
     idempotencyKey,
     method: c.req.method,
     path: c.req.path,
-    body: await c.req.text(),
+    body: fingerprint,
     secret,
     now: new Date(),
   });
@@ -33,22 +39,35 @@ export const idempotency: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(a
     const { status, contentType, body } = claim.response;
     const headers = new Headers({ "Idempotent-Replayed": "true" });
     if (contentType) headers.set("Content-Type", contentType);
-    return new Response(body, { status, headers });
+    return { kind: "replay", response: new Response(body, { status, headers }) };
   }
+  return {
+    kind: "claimed",
+    release: async (response) => {
+      if (!response || response.status >= 500 || NOT_KEPT.has(response.status)) return claim.release(null);
+      await claim.release({
+        status: response.status,
+        contentType: response.headers.get("content-type"),
+        body: await response.clone().text(),
+      });
+    },
+  };
+}
 
+/**
+ * Honours `Idempotency-Key` on POSTs that create something. Runs after authentication, so each
+ * caller has its own key namespace. Responses are kept for replay unless NOT_KEPT or 5xx.
+ */
+export const idempotency: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(async (c, next) => {
+  if (c.req.header("idempotency-key") === undefined) return next();
+  const claim = await claimRequest(c, await c.req.text());
+  if (!claim) return next();
+  if (claim.kind === "replay") return claim.response;
   try {
     await next();
   } catch (err) {
     await claim.release(null);
     throw err;
   }
-  if (c.res.status >= 500 || NOT_KEPT.has(c.res.status)) {
-    await claim.release(null);
-  } else {
-    await claim.release({
-      status: c.res.status,
-      contentType: c.res.headers.get("content-type"),
-      body: await c.res.clone().text(),
-    });
-  }
+  await claim.release(c.res);
 });

@@ -1,12 +1,40 @@
+import { INGEST_MESSAGE } from "../core/ingest/ingests";
+import { processIngest } from "../core/ingest/process";
 import type { Env, QueueMessageBody } from "../env";
 
+/** Seconds before a failed delivery is tried again: 2, 4, 8 … up to five minutes. */
+function backoffSeconds(attempts: number): number {
+  return Math.min(2 ** Math.max(attempts, 1), 300);
+}
+
+async function handleIngest(message: Message<QueueMessageBody>, env: Env): Promise<void> {
+  const ingestId = message.body.ingest_id;
+  if (typeof ingestId !== "string") {
+    console.error(JSON.stringify({ level: "error", note: "ingest message without ingest_id", message_id: message.id }));
+    message.ack();
+    return;
+  }
+  try {
+    const outcome = await processIngest(env, ingestId);
+    if (outcome.kind === "busy") message.retry({ delaySeconds: outcome.retryAfterSeconds });
+    else message.ack();
+  } catch (err) {
+    // A fault of ours (D1, R2): the ingest resumes from its last committed chunk next time.
+    console.error(JSON.stringify({ level: "error", note: "ingest interrupted", ingest_id: ingestId, attempts: message.attempts, message: String(err) }));
+    message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+  }
+}
+
 /**
- * Dispatches queue messages by type. No producer sends anything yet (webhook delivery and large
- * ingests arrive with their issues); a message of a type nobody handles is retried and so ends in
- * the dead-letter queue instead of being dropped.
+ * Dispatches queue messages by type. A message of a type nobody handles (webhook delivery
+ * arrives with its issue) is retried and so ends in the dead-letter queue instead of being dropped.
  */
-export async function handleQueueBatch(batch: MessageBatch<QueueMessageBody>, _env: Env): Promise<void> {
+export async function handleQueueBatch(batch: MessageBatch<QueueMessageBody>, env: Env): Promise<void> {
   for (const message of batch.messages) {
+    if (message.body?.type === INGEST_MESSAGE) {
+      await handleIngest(message, env);
+      continue;
+    }
     console.warn(JSON.stringify({ level: "warn", queue: batch.queue, message_id: message.id, type: message.body?.type, note: "no handler for message type" }));
     message.retry();
   }

@@ -1,9 +1,9 @@
 import { createParser, detectFormat, SNIFF_BYTES, type IngestFormat, type NormalizedResult, type ReportMetadata, type ReportTotals } from "../../ingest";
 import { withoutUndefined } from "../../lib/objects";
 import { type CoreContext, requireScope } from "../context";
-import { NotFound, TooLarge } from "../errors";
+import { NotFound } from "../errors";
 import { recordResults, type ResultInput } from "../results/results";
-import { type CreateRunInput, type Run, createRun, deleteRun, findRunOfBuild, readVisibleRun, resolveProject, shardKeyOf } from "../runs/runs";
+import { type CreateRunInput, type Run, deleteRun, findRunOfBuild, openRun, readVisibleRun, resolveProject, shardKeyOf } from "../runs/runs";
 
 /** Reports up to this size and count are ingested in the request, in one D1 transaction. */
 export const SYNC_INGEST_MAX_BYTES = 5 * 1024 * 1024;
@@ -13,13 +13,6 @@ export const SYNC_INGEST_MAX_RESULTS = 5000;
 export interface IngestTarget extends Omit<CreateRunInput, "status"> {
   /** Extend this run rather than find or create one. */
   runId?: string;
-}
-
-export interface IngestInput {
-  text: string;
-  contentType: string | null;
-  format?: string;
-  target: IngestTarget;
 }
 
 export interface IngestOutcome {
@@ -35,23 +28,39 @@ export interface IngestOutcome {
   reportTotals: ReportTotals | null;
 }
 
-/** The parsed report: all of it, before anything is written. */
-function parseWhole(input: IngestInput): { format: IngestFormat; results: NormalizedResult[]; metadata: ReportMetadata; totals: ReportTotals | null } {
-  const format = detectFormat(input.contentType, input.text.slice(0, SNIFF_BYTES), input.format);
+export interface ParsedReport {
+  format: IngestFormat;
+  results: NormalizedResult[];
+  metadata: ReportMetadata;
+  totals: ReportTotals | null;
+}
+
+/** The format of a report, from what the caller says and the report's first bytes. */
+export function reportFormat(contentType: string | null, head: string, format: string | undefined): IngestFormat {
+  return detectFormat(contentType, head.slice(0, SNIFF_BYTES), format);
+}
+
+/** A whole report, parsed before anything is written, so a bad one writes nothing. */
+export function parseWhole(format: IngestFormat, text: string): ParsedReport {
   const parser = createParser(format);
-  const results = parser.write(input.text);
+  const results = parser.write(text);
   results.push(...parser.end());
-  if (results.length > SYNC_INGEST_MAX_RESULTS) {
-    throw new TooLarge(
-      `The report holds ${results.length} results; reports of more than ${SYNC_INGEST_MAX_RESULTS} results need the asynchronous ingest, which is not available yet.`,
-      { results: results.length, max_results: SYNC_INGEST_MAX_RESULTS },
-    );
-  }
   return { format, results, metadata: parser.metadata(), totals: parser.totals() };
 }
 
+/**
+ * Checks the beginning of a report too large to parse in the request, so a report that is
+ * broken from the start is refused at once rather than accepted and failed later, and reads what
+ * the report says about its run where it says it early. Throws IngestError.
+ */
+export function parseHead(format: IngestFormat, head: string): ReportMetadata {
+  const parser = createParser(format);
+  parser.write(head);
+  return parser.metadata();
+}
+
 /** Attachments named by the report are kept as annotations until artifacts are stored. */
-function toResultInput(result: NormalizedResult): ResultInput {
+export function toResultInput(result: NormalizedResult): ResultInput {
   const { attachments, ...input } = result;
   if (!attachments || attachments.length === 0) return input;
   const annotations = [
@@ -62,51 +71,46 @@ function toResultInput(result: NormalizedResult): ResultInput {
 }
 
 /**
- * Ingests a whole report in the request: parse it completely (a bad report writes nothing), then
- * find, extend or create its run, then record every result in one D1 batch. Explicit run
- * metadata wins over what the report says. A run this ingest created is deleted again if the
- * results cannot be written, so no empty run is left behind.
+ * The run a report goes into: the run named by id, or the run of the same CI build (shards merge
+ * as for POST /testruns), or a new one. Explicit run metadata wins over what the report says;
+ * which run a report joins depends on what the caller says, not on names inside the report: each
+ * module's JUnit file of one build may name itself differently.
  */
-export async function ingestReport(ctx: CoreContext, input: IngestInput): Promise<IngestOutcome> {
-  requireScope(ctx.principal, "results:submit");
-  if (input.text.length > SYNC_INGEST_MAX_BYTES) {
-    throw new TooLarge(`Reports over ${SYNC_INGEST_MAX_BYTES} bytes need the asynchronous ingest, which is not available yet.`, {
-      max_bytes: SYNC_INGEST_MAX_BYTES,
-    });
-  }
-  const parsed = parseWhole(input);
-  const { runId, ...explicit } = input.target;
-  const metadata: CreateRunInput = { ...withoutUndefined(parsed.metadata), ...withoutUndefined(explicit) };
-  // Which run a report joins depends on what the caller says, not on names inside the report:
-  // each module's JUnit file of one build may name itself differently.
+export async function runForReport(ctx: CoreContext, target: IngestTarget, reported: ReportMetadata): Promise<{ run: Run; created: boolean }> {
+  const { runId, ...explicit } = target;
+  const metadata: CreateRunInput = { ...withoutUndefined(reported), ...withoutUndefined(explicit) };
   const grouping = { ...metadata, runTitle: explicit.runTitle };
-
-  let run: Run | null;
-  let createdRun = false;
   if (runId !== undefined) {
-    run = await readVisibleRun(ctx, runId);
+    const run = await readVisibleRun(ctx, runId);
     if (!run || (metadata.projectId !== undefined && run.projectId !== metadata.projectId)) throw new NotFound("Test run", { id: runId });
-  } else {
-    const projectId = await resolveProject(ctx, metadata.projectId);
-    const sharded = shardKeyOf(grouping) !== null;
-    run = !sharded && grouping.ciBuildId ? await findRunOfBuild(ctx, projectId, grouping.ciBuildId, grouping.runTitle ?? undefined) : null;
-    if (!run) {
-      run = await createRun(ctx, { ...metadata, ...(sharded ? { runTitle: grouping.runTitle } : {}), projectId });
-      createdRun = true;
-    }
+    return { run, created: false };
   }
+  const projectId = await resolveProject(ctx, metadata.projectId);
+  const sharded = shardKeyOf(grouping) !== null;
+  const existing = !sharded && grouping.ciBuildId ? await findRunOfBuild(ctx, projectId, grouping.ciBuildId, grouping.runTitle ?? undefined) : null;
+  if (existing) return { run: existing, created: false };
+  return openRun(ctx, { ...metadata, ...(sharded ? { runTitle: grouping.runTitle } : {}), projectId });
+}
 
+/**
+ * Ingests a parsed report of at most SYNC_INGEST_MAX_RESULTS results in the request: find, extend
+ * or create its run, then record every result in one D1 batch. A run this ingest created is
+ * deleted again if the results cannot be written, so no empty run is left behind.
+ */
+export async function ingestParsedReport(ctx: CoreContext, parsed: ParsedReport, target: IngestTarget): Promise<IngestOutcome> {
+  requireScope(ctx.principal, "results:submit");
+  const { run, created } = await runForReport(ctx, target, parsed.metadata);
   let outcome;
   try {
     outcome = await recordResults(ctx, run.id, parsed.results.map(toResultInput), { maxResults: SYNC_INGEST_MAX_RESULTS });
   } catch (err) {
-    if (createdRun) await deleteRun(ctx, run.id);
+    if (created) await deleteRun(ctx, run.id);
     throw err;
   }
   return {
     format: parsed.format,
     run: outcome.run,
-    createdRun,
+    createdRun: created,
     results: parsed.results.length,
     superseded: outcome.superseded,
     reportTotals: parsed.totals,

@@ -174,6 +174,20 @@ const METADATA_COLUMNS = [
   "playwrightVersion", "workers", "browser", "os", "viewport", "hostname", "runTitle",
 ] as const;
 
+/**
+ * Fills in the run metadata a run does not have yet and never overwrites any: what a report
+ * says about its run only at its end (a large report is parsed after its run was opened).
+ */
+export function fillRunMetadata(db: CoreContext["db"], runId: string, metadata: RunMetadata) {
+  const set: Record<string, SQL> = {};
+  for (const name of METADATA_COLUMNS) {
+    const value = metadata[name];
+    if (value !== undefined && value !== null) set[name] = sql`coalesce(${testRuns[name]}, ${value})`;
+  }
+  if (Object.keys(set).length === 0) return null;
+  return db.update(testRuns).set(set).where(eq(testRuns.id, runId));
+}
+
 function validateShard(input: RunMetadata): void {
   if (input.shardCurrent != null && input.shardTotal != null && input.shardCurrent > input.shardTotal) {
     throw Invalid.field("shard_current", "invalid_value", "must not be greater than shard_total");
@@ -238,6 +252,14 @@ async function readRun(ctx: CoreContext, where: SQL): Promise<Run | null> {
  * on one run.
  */
 export async function createRun(ctx: CoreContext, input: CreateRunInput): Promise<Run> {
+  return (await openRun(ctx, input)).run;
+}
+
+/**
+ * createRun, telling whether the run is new or is the run another shard of the same CI build
+ * created first (then it is not this caller's to delete).
+ */
+export async function openRun(ctx: CoreContext, input: CreateRunInput): Promise<{ run: Run; created: boolean }> {
   requireScope(ctx.principal, "testruns:create");
   validateShard(input);
   const projectId = await resolveProject(ctx, input.projectId);
@@ -311,7 +333,7 @@ export async function createRun(ctx: CoreContext, input: CreateRunInput): Promis
   }
   const run = await readRun(ctx, and(eq(testRuns.id, runId), visibleRuns(ctx.principal))!);
   if (!run) throw new NotFound("Test run", { id: runId });
-  return run;
+  return { run, created: runId === id };
 }
 
 /**

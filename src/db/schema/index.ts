@@ -7,3 +7,4 @@ export * from "./test-cases";
 export * from "./results";
 export * from "./test-suites";
 export * from "./events";
+export * from "./ingests";

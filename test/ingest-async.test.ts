@@ -1,0 +1,176 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { call } from "./helpers/http";
+import { createTenant, type Tenant } from "./helpers/factories";
+import { junitReport, streamOf } from "./helpers/reports";
+
+const XML = "application/xml";
+
+function ingest(t: Tenant, body: string | ReadableStream<Uint8Array>, query = "", headers: Record<string, string> = {}) {
+  return call(`/api/v1/results/ingest?project_id=${t.project.id}${query}`, {
+    method: "POST",
+    key: t.key,
+    body,
+    headers: { "content-type": XML, ...headers },
+  });
+}
+
+/** Polls an ingest until it is done or failed (the queue consumer runs on its own). */
+async function settled(t: Tenant, id: string, timeoutMs = 60_000): Promise<any> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await call(`/api/v1/ingests/${id}`, { key: t.key });
+    expect(res.status, res.text).toBe(200);
+    if (res.body.status === "done" || res.body.status === "failed") return res.body;
+    if (Date.now() > until) throw new Error(`ingest ${id} still ${res.body.status} after ${timeoutMs} ms: ${res.text}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function count(sql: string, ...binds: unknown[]): Promise<number> {
+  return (await env.DB.prepare(sql).bind(...binds).first<{ n: number }>())!.n;
+}
+
+async function expectRunCounts(t: Tenant, runId: string, totals: ReturnType<typeof junitReport>["totals"]) {
+  const run = await call(`/api/v1/testruns/${runId}`, { key: t.key });
+  expect(run.status).toBe(200);
+  expect(run.body).toMatchObject({
+    total_tests: totals.tests,
+    passed_tests: totals.passed,
+    failed_tests: totals.failed,
+    skipped_tests: totals.skipped,
+    flaky_tests: totals.flaky,
+    status: "running",
+  });
+  // No duplicates and no gaps: one row per test, and every title once.
+  expect(await count("SELECT count(*) AS n FROM results WHERE run_id = ?", runId)).toBe(totals.tests);
+  expect(await count("SELECT count(DISTINCT title) AS n FROM results WHERE run_id = ?", runId)).toBe(totals.tests);
+}
+
+describe("asynchronous ingest", () => {
+  it("answers 202 for a report of more than 5,000 results and fills its run in chunks", { timeout: 90_000 }, async () => {
+    const t = await createTenant();
+    const report = junitReport(12_000);
+    const res = await ingest(t, report.text);
+    expect(res.status, res.text.slice(0, 300)).toBe(202);
+    expect(res.body).toMatchObject({ status: "queued", format: "junit", project_id: t.project.id });
+    expect(res.body.ingest_id).toBe(res.body.id);
+    expect(res.headers.get("location")).toBe(`/api/v1/ingests/${res.body.id}`);
+    const runId = res.body.run_id;
+    expect(runId).toMatch(/^run_/);
+
+    const done = await settled(t, res.body.id);
+    expect(done).toMatchObject({ status: "done", results: 12_000, chunks: 12, progress: 1, run_id: runId, error: null });
+    // INGEST_CHUNKS_PER_INVOCATION is 4 in the tests: at least three invocations, each resuming
+    // where the one before handed over (a fourth when the last chunk ends on the budget).
+    expect(done.attempts).toBeGreaterThanOrEqual(3);
+    expect(done.d1_calls).toBeGreaterThanOrEqual(12);
+    expect(done.report_totals).toMatchObject({ tests: 12_000 });
+    await expectRunCounts(t, runId, report.totals);
+    // The stored source is gone once the ingest is done.
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/ingests/` })).objects).toHaveLength(0);
+  });
+
+  it("streams a report over 5 MB sent without Content-Length to R2 and ingests it", { timeout: 90_000 }, async () => {
+    const t = await createTenant();
+    // 300 tests with 12,000 two-byte characters of output each: about 7 MB.
+    const report = junitReport(300, { padding: 12_000 });
+    expect(new TextEncoder().encode(report.text).byteLength).toBeGreaterThan(5 * 1024 * 1024);
+    const res = await ingest(t, streamOf(report.text), "&ci_build_id=stream-1");
+    expect(res.status, res.text.slice(0, 300)).toBe(202);
+    expect(res.body.bytes_total).toBe(new TextEncoder().encode(report.text).byteLength);
+    const done = await settled(t, res.body.id);
+    expect(done).toMatchObject({ status: "done", results: 300 });
+    await expectRunCounts(t, res.body.run_id, report.totals);
+    // Output that straddled R2 segments came back whole, multi-byte characters included.
+    const one = await env.DB.prepare("SELECT stdout, stdout_key FROM results WHERE run_id = ? LIMIT 1").bind(res.body.run_id).first<{ stdout: string | null; stdout_key: string | null }>();
+    expect(one!.stdout).toBe("ü".repeat(12_000));
+    const run = await call(`/api/v1/testruns/${res.body.run_id}`, { key: t.key });
+    expect(run.body.ci_build_id).toBe("stream-1");
+  });
+
+  it("resumes after a chunk fails mid-ingest and finishes with exact counts", { timeout: 120_000 }, async () => {
+    const t = await createTenant();
+    const report = junitReport(9_000);
+    // A real fault in D1: while this trigger exists, the transaction of the chunk holding case
+    // 5500 aborts (the sixth chunk), after five chunks were committed.
+    await env.DB.exec(
+      `CREATE TRIGGER fail_case_5500_${t.project.id} BEFORE INSERT ON results WHEN NEW.project_id = '${t.project.id}' AND NEW.title = 'handles case 5500' BEGIN SELECT RAISE(ABORT, 'injected fault'); END`,
+    );
+    const res = await ingest(t, report.text);
+    expect(res.status).toBe(202);
+    const id = res.body.id;
+    // The consumer gave this attempt up with five chunks committed, and says so.
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const row = (await call(`/api/v1/ingests/${id}`, { key: t.key })).body;
+      if (row.error?.details?.reason === "interrupted") break;
+      expect(row.status, JSON.stringify(row)).toBe(row.status === "queued" ? "queued" : "processing");
+      expect(Date.now() < until, JSON.stringify(row)).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const midway = await call(`/api/v1/ingests/${id}`, { key: t.key });
+    expect(midway.body).toMatchObject({ status: "processing", results: 5000 });
+    expect(midway.body.progress).toBeGreaterThan(0);
+    expect(midway.body.progress).toBeLessThan(1);
+    expect(await count("SELECT count(*) AS n FROM results WHERE run_id = ?", res.body.run_id)).toBe(5000);
+    await env.DB.exec(`DROP TRIGGER fail_case_5500_${t.project.id}`);
+
+    const done = await settled(t, id);
+    expect(done).toMatchObject({ status: "done", results: 9_000, chunks: 9, error: null });
+    expect(done.attempts).toBeGreaterThan(3);
+    await expectRunCounts(t, res.body.run_id, report.totals);
+  });
+
+  it("fails a report that breaks after its beginning, and removes the run it created", { timeout: 90_000 }, async () => {
+    const t = await createTenant();
+    // About 7 MB (too large to parse in the request), cut off after some 6 MB.
+    const report = junitReport(600, { padding: 6_000 });
+    const truncated = report.text.slice(0, report.text.indexOf('name="handles case 500"'));
+    const res = await ingest(t, truncated);
+    expect(res.status).toBe(202);
+    const failed = await settled(t, res.body.id);
+    expect(failed.status).toBe("failed");
+    expect(failed.error.message).toMatch(/truncated|unexpected end|unclosed/i);
+    expect(failed.error.details.format).toBe("junit");
+    // The run this ingest opened is gone, with the results it had committed.
+    expect((await call(`/api/v1/testruns/${res.body.run_id}`, { key: t.key })).status).toBe(404);
+    const listed = await call(`/api/v1/testruns?project_id=${t.project.id}`, { key: t.key });
+    expect(listed.body.data).toHaveLength(0);
+    expect(await count("SELECT count(*) AS n FROM results WHERE project_id = ?", t.project.id)).toBe(0);
+  });
+
+  it("refuses a large report that is broken from its start at once, writing nothing", async () => {
+    const t = await createTenant();
+    const broken = `<testsuites><testsuite name="a"><testcase name="x"></testsuite>${" ".repeat(6 * 1024 * 1024)}`;
+    const res = await ingest(t, broken);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(/line 1/);
+    expect(await count("SELECT count(*) AS n FROM ingests WHERE project_id = ?", t.project.id)).toBe(0);
+    expect(await count("SELECT count(*) AS n FROM test_runs WHERE project_id = ?", t.project.id)).toBe(0);
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/` })).objects).toHaveLength(0);
+  });
+
+  it("refuses a declared length over 100 MB before reading the body", async () => {
+    const t = await createTenant();
+    const res = await ingest(t, "<testsuites/>", "", { "content-length": String(101 * 1024 * 1024) });
+    expect(res.status).toBe(413);
+    expect(res.body.error).toBe("payload_too_large");
+  });
+
+  it("replays an asynchronous ingest retried with the same Idempotency-Key instead of ingesting it twice", { timeout: 90_000 }, async () => {
+    const t = await createTenant();
+    const report = junitReport(5_500);
+    const first = await ingest(t, report.text, "", { "Idempotency-Key": "ci-upload-7" });
+    expect(first.status).toBe(202);
+    const again = await ingest(t, report.text, "", { "Idempotency-Key": "ci-upload-7" });
+    expect(again.status).toBe(202);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body.id).toBe(first.body.id);
+    const other = await ingest(t, report.text, "&branch=other", { "Idempotency-Key": "ci-upload-7" });
+    expect(other.status).toBe(422);
+    await settled(t, first.body.id);
+    expect(await count("SELECT count(*) AS n FROM ingests WHERE project_id = ?", t.project.id)).toBe(1);
+    expect(await count("SELECT count(*) AS n FROM test_runs WHERE project_id = ?", t.project.id)).toBe(1);
+  });
+});
