@@ -174,3 +174,128 @@ describe("asynchronous ingest", () => {
     expect(await count("SELECT count(*) AS n FROM test_runs WHERE project_id = ?", t.project.id)).toBe(1);
   });
 });
+
+describe("chunked, resumable uploads", () => {
+  function put(t: Tenant, id: string, n: number, body: Uint8Array | string | ReadableStream<Uint8Array>) {
+    return call(`/api/v1/ingests/${id}/parts/${n}`, { method: "PUT", key: t.key, body, headers: { "content-type": "application/octet-stream" } });
+  }
+
+  it("joins parts split anywhere (even inside a character) and ingests them as one report", { timeout: 90_000 }, async () => {
+    const t = await createTenant();
+    const report = junitReport(2_500, { padding: 40 });
+    const bytes = new TextEncoder().encode(report.text);
+    const opened = await call("/api/v1/ingests", { method: "POST", key: t.key, body: { project_id: t.project.id, ci_build_id: "chunked-1", content_type: XML } });
+    expect(opened.status, opened.text).toBe(201);
+    expect(opened.body).toMatchObject({ status: "uploading", run_id: null, parts: [] });
+    expect(Date.parse(opened.body.expires_at)).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    const id = opened.body.id;
+
+    // Cut points: one lands between the two bytes of an "ü".
+    const inside = report.text.indexOf("ü") + 200;
+    const cut1 = new TextEncoder().encode(report.text.slice(0, inside)).byteLength + 1;
+    const cut2 = Math.floor(bytes.byteLength * 0.7);
+    // Out of order, and part 2 sent twice (the second replaces the first, as a resumed upload does).
+    expect((await put(t, id, 3, bytes.slice(cut2))).status).toBe(200);
+    expect((await put(t, id, 2, "garbage that is replaced")).status).toBe(200);
+    const gap = await call(`/api/v1/ingests/${id}/complete`, { method: "POST", key: t.key });
+    expect(gap.status).toBe(422);
+    expect(gap.body.details.missing_parts).toEqual([1]);
+    expect((await put(t, id, 1, bytes.slice(0, cut1))).status).toBe(200);
+    // The replacement arrives as a stream without Content-Length.
+    const part2 = await put(t, id, 2, streamOf(bytes.slice(cut1, cut2), 1000));
+    expect(part2.status).toBe(200);
+    expect(part2.body.bytes).toBe(cut2 - cut1);
+
+    const listed = await call(`/api/v1/ingests/${id}`, { key: t.key });
+    expect(listed.body.parts.map((p: any) => [p.part_number, p.bytes])).toEqual([
+      [1, cut1],
+      [2, cut2 - cut1],
+      [3, bytes.byteLength - cut2],
+    ]);
+    expect(listed.body.bytes_total).toBe(bytes.byteLength);
+    const digest = await crypto.subtle.digest("SHA-256", bytes.slice(cut1, cut2));
+    expect(listed.body.parts[1].sha256).toBe(Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join(""));
+
+    const completed = await call(`/api/v1/ingests/${id}/complete`, { method: "POST", key: t.key });
+    expect(completed.status, completed.text).toBe(202);
+    expect(completed.body).toMatchObject({ status: "queued", format: "junit", parts: null });
+    expect(completed.body.run_id).toMatch(/^run_/);
+    // Completing again answers the ingest as it stands; parts can no longer be sent.
+    const twice = await call(`/api/v1/ingests/${id}/complete`, { method: "POST", key: t.key });
+    expect(twice.status).toBe(202);
+    expect(twice.body.run_id).toBe(completed.body.run_id);
+    expect((await put(t, id, 4, "late")).status).toBe(409);
+
+    const done = await settled(t, id);
+    expect(done).toMatchObject({ status: "done", results: 2_500 });
+    await expectRunCounts(t, completed.body.run_id, report.totals);
+    const run = await call(`/api/v1/testruns/${completed.body.run_id}`, { key: t.key });
+    expect(run.body.ci_build_id).toBe("chunked-1");
+    // Only the replaced part's objects were deleted early; everything went when the ingest finished.
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/ingests/` })).objects).toHaveLength(0);
+  });
+
+  it("abandons an upload on DELETE, and refuses parts that are empty or of an unknown ingest", async () => {
+    const t = await createTenant();
+    const opened = await call("/api/v1/ingests", { method: "POST", key: t.key, body: { project_id: t.project.id } });
+    const id = opened.body.id;
+    expect((await put(t, id, 1, "<testsuites>")).status).toBe(200);
+    const empty = await put(t, id, 2, "");
+    expect(empty.status).toBe(400);
+    expect((await put(t, id, 0, "x")).status).toBe(400);
+    expect((await put(t, "ing_00000000000000000000000000", 1, "x")).status).toBe(404);
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/ingests/${id}/` })).objects).toHaveLength(1);
+    expect((await call(`/api/v1/ingests/${id}`, { method: "DELETE", key: t.key })).status).toBe(204);
+    expect((await call(`/api/v1/ingests/${id}`, { key: t.key })).status).toBe(404);
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/ingests/${id}/` })).objects).toHaveLength(0);
+  });
+
+  it("refuses to open an upload for a project the key cannot see", async () => {
+    const t = await createTenant();
+    const other = await createTenant();
+    const res = await call("/api/v1/ingests", { method: "POST", key: t.key, body: { project_id: other.project.id } });
+    expect(res.status).toBe(404);
+    expect(await count("SELECT count(*) AS n FROM ingests WHERE project_id = ?", other.project.id)).toBe(0);
+  });
+});
+
+describe("the cron sweep of ingests", () => {
+  async function housekeeping(at: Date) {
+    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../src/index")).default;
+    const ctx = createExecutionContext();
+    await worker.scheduled!(createScheduledController({ scheduledTime: at, cron: "*/5 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+  }
+
+  it("re-sends an ingest whose message was lost, and abandons an upload past its expiry", { timeout: 90_000 }, async () => {
+    const t = await createTenant();
+    const report = junitReport(1_200);
+    // An ingest recorded as queued whose message never reached the queue (a failed send).
+    const lost = await call("/api/v1/ingests", { method: "POST", key: t.key, body: { project_id: t.project.id } });
+    expect((await call(`/api/v1/ingests/${lost.body.id}/parts/1`, { method: "PUT", key: t.key, body: report.text })).status).toBe(200);
+    const run = await call("/api/v1/testruns", { method: "POST", key: t.key, body: { project_id: t.project.id } });
+    const longAgo = new Date(Date.now() - 3600_000).toISOString();
+    await env.DB.prepare("UPDATE ingests SET status = 'queued', format = 'junit', run_id = ?, expires_at = NULL, updated_at = ? WHERE id = ?")
+      .bind(run.body.id, longAgo, lost.body.id)
+      .run();
+    // An upload nobody completed.
+    const abandoned = await call("/api/v1/ingests", { method: "POST", key: t.key, body: { project_id: t.project.id } });
+    expect((await call(`/api/v1/ingests/${abandoned.body.id}/parts/1`, { method: "PUT", key: t.key, body: "<testsuites>" })).status).toBe(200);
+    await env.DB.prepare("UPDATE ingests SET expires_at = ? WHERE id = ?").bind(longAgo, abandoned.body.id).run();
+
+    await housekeeping(new Date());
+
+    const expired = await call(`/api/v1/ingests/${abandoned.body.id}`, { key: t.key });
+    expect(expired.body).toMatchObject({ status: "failed", error: { details: { reason: "expired" } } });
+    expect((await env.ARTIFACTS.list({ prefix: `projects/${t.project.id}/ingests/${abandoned.body.id}/` })).objects).toHaveLength(0);
+    const done = await settled(t, lost.body.id);
+    expect(done).toMatchObject({ status: "done", results: 1_200 });
+    await expectRunCounts(t, run.body.id, report.totals);
+
+    // A week later both are forgotten.
+    await housekeeping(new Date(Date.now() + 8 * 24 * 3600_000));
+    expect((await call(`/api/v1/ingests/${lost.body.id}`, { key: t.key })).status).toBe(404);
+    expect((await call(`/api/v1/ingests/${abandoned.body.id}`, { key: t.key })).status).toBe(404);
+  });
+});

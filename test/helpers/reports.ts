@@ -40,8 +40,8 @@ export function junitReport(count: number, options: { padding?: number; firstTit
 }
 
 /** A body that arrives in pieces with no Content-Length, as a streamed CI upload does. */
-export function streamOf(text: string, pieceBytes = 256 * 1024): ReadableStream<Uint8Array> {
-  const bytes = new TextEncoder().encode(text);
+export function streamOf(content: string | Uint8Array, pieceBytes = 256 * 1024): ReadableStream<Uint8Array> {
+  const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
   let at = 0;
   return new ReadableStream<Uint8Array>({
     pull(controller) {
