@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Writes a valid test report of N results, to try ingest at sizes no fixture has:
 //
-//   node scripts/generate-report.mjs --format junit|playwright|ctrf --results N [--out file]
+//   node scripts/generate-report.mjs --format junit|playwright|ctrf --results N [--pad BYTES] [--out file]
+//
+// --pad gives each JUnit test that many bytes of <system-out>, to reach a file size with fewer
+// results (a 100 MB report of 85,000 tests, say).
 //
 // The report is streamed out result by result (never built in memory), with a deterministic mix
 // of statuses; its totals are printed to stderr as JSON, so a test or benchmark knows what the
@@ -19,7 +22,7 @@ function usage(message) {
 }
 
 const { values } = parseArgs({
-  options: { format: { type: "string" }, results: { type: "string" }, out: { type: "string" } },
+  options: { format: { type: "string" }, results: { type: "string" }, pad: { type: "string" }, out: { type: "string" } },
 });
 if (!FORMATS.includes(values.format)) usage(`--format must be one of: ${FORMATS.join(", ")}`);
 const count = Number(values.results);
@@ -46,6 +49,11 @@ function durationOf(i) {
 
 const totals = { tests: count, passed: 0, failed: 0, skipped: 0, flaky: 0 };
 for (let i = 0; i < count; i++) totals[statusOf(i)]++;
+
+const pad = values.pad === undefined ? 0 : Number(values.pad);
+if (!Number.isInteger(pad) || pad < 0) usage("--pad must be a whole number of bytes");
+if (pad > 0 && values.format !== "junit") usage("--pad applies to --format junit only");
+const systemOut = pad > 0 ? `<system-out>${"log line ".repeat(Math.ceil(pad / 9)).slice(0, pad)}</system-out>` : "";
 
 const out = values.out ? createWriteStream(values.out) : process.stdout;
 
@@ -84,16 +92,16 @@ async function junit() {
     const status = statusOf(i);
     const open = `    <testcase classname="${describeOf(i)}" name="${titleOf(i)}" time="${(durationOf(i) / 1000).toFixed(3)}"`;
     if (status === "passed") {
-      await write(`${open}/>\n`);
+      await write(systemOut ? `${open}>${systemOut}</testcase>\n` : `${open}/>\n`);
     } else if (status === "skipped") {
-      await write(`${open}>\n      <skipped message="not on this platform"/>\n    </testcase>\n`);
+      await write(`${open}>\n      <skipped message="not on this platform"/>${systemOut}\n    </testcase>\n`);
     } else if (status === "failed") {
       const f = failure(i);
-      await write(`${open}>\n      <failure message="${xmlEscape(f.message)}" type="AssertionError">${xmlEscape(f.stack)}</failure>\n    </testcase>\n`);
+      await write(`${open}>\n      <failure message="${xmlEscape(f.message)}" type="AssertionError">${xmlEscape(f.stack)}</failure>${systemOut}\n    </testcase>\n`);
     } else {
       const f = failure(i);
       await write(
-        `${open}>\n      <flakyFailure message="${xmlEscape(f.message)}" type="AssertionError"><stackTrace>${xmlEscape(f.stack)}</stackTrace></flakyFailure>\n    </testcase>\n`,
+        `${open}>\n      <flakyFailure message="${xmlEscape(f.message)}" type="AssertionError"><stackTrace>${xmlEscape(f.stack)}</stackTrace></flakyFailure>${systemOut}\n    </testcase>\n`,
       );
     }
   }
