@@ -19,7 +19,7 @@ export default defineConfig(async () => {
             ADMIN_TOKEN: "test-admin-token",
             URL_SIGNING_SECRET: "test-url-signing-secret",
             // Small, so every large ingest in the tests also hands over between invocations.
-            INGEST_CHUNKS_PER_INVOCATION: "4",
+            INGEST_CHUNKS_PER_INVOCATION: "1",
           },
         },
       }),

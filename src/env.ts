@@ -15,7 +15,7 @@ export interface Env {
   PUBLIC_BASE_URL: string;
   /** Authorizes /api/v1/admin/*; when unset, admin routes answer 404. */
   ADMIN_TOKEN?: string;
-  /** Chunks (of 1,000 results) one queue invocation commits before handing a large ingest on; default 300. */
+  /** Chunks (of up to 5,000 results) one queue invocation commits before handing a large ingest on; default 100. */
   INGEST_CHUNKS_PER_INVOCATION?: string;
   /** Signs expiring URLs and encrypts stored idempotent responses. */
   URL_SIGNING_SECRET?: string;

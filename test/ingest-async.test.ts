@@ -60,11 +60,11 @@ describe("asynchronous ingest", () => {
     expect(runId).toMatch(/^run_/);
 
     const done = await settled(t, res.body.id);
-    expect(done).toMatchObject({ status: "done", results: 12_000, chunks: 12, progress: 1, run_id: runId, error: null });
-    // INGEST_CHUNKS_PER_INVOCATION is 4 in the tests: at least three invocations, each resuming
-    // where the one before handed over (a fourth when the last chunk ends on the budget).
+    // Chunks of 5,000 results; INGEST_CHUNKS_PER_INVOCATION is 1 in the tests, so each chunk
+    // was committed by an invocation that resumed where the one before handed over.
+    expect(done).toMatchObject({ status: "done", results: 12_000, chunks: 3, progress: 1, run_id: runId, error: null });
     expect(done.attempts).toBeGreaterThanOrEqual(3);
-    expect(done.d1_calls).toBeGreaterThanOrEqual(12);
+    expect(done.d1_calls).toBeGreaterThanOrEqual(3);
     expect(done.report_totals).toMatchObject({ tests: 12_000 });
     await expectRunCounts(t, runId, report.totals);
     // The stored source is gone once the ingest is done.
@@ -93,14 +93,14 @@ describe("asynchronous ingest", () => {
     const t = await createTenant();
     const report = junitReport(9_000);
     // A real fault in D1: while this trigger exists, the transaction of the chunk holding case
-    // 5500 aborts (the sixth chunk), after five chunks were committed.
+    // 5500 (the second chunk) aborts, after the first 5,000 results were committed.
     await env.DB.exec(
       `CREATE TRIGGER fail_case_5500_${t.project.id} BEFORE INSERT ON results WHEN NEW.project_id = '${t.project.id}' AND NEW.title = 'handles case 5500' BEGIN SELECT RAISE(ABORT, 'injected fault'); END`,
     );
     const res = await ingest(t, report.text);
     expect(res.status).toBe(202);
     const id = res.body.id;
-    // The consumer gave this attempt up with five chunks committed, and says so.
+    // The consumer gave this attempt up with one chunk committed, and says so.
     const until = Date.now() + 60_000;
     for (;;) {
       const row = (await call(`/api/v1/ingests/${id}`, { key: t.key })).body;
@@ -117,8 +117,9 @@ describe("asynchronous ingest", () => {
     await env.DB.exec(`DROP TRIGGER fail_case_5500_${t.project.id}`);
 
     const done = await settled(t, id);
-    expect(done).toMatchObject({ status: "done", results: 9_000, chunks: 9, error: null });
-    expect(done.attempts).toBeGreaterThan(3);
+    expect(done).toMatchObject({ status: "done", results: 9_000, chunks: 2, error: null });
+    // At least: the first chunk, the interrupted attempt, the second chunk.
+    expect(done.attempts).toBeGreaterThanOrEqual(3);
     await expectRunCounts(t, res.body.run_id, report.totals);
   });
 

@@ -143,11 +143,20 @@ export interface StagedReport {
  */
 export async function stageReport(
   ctx: CoreContext,
-  input: { head: Uint8Array[]; headText: string; rest: ReadableStreamDefaultReader<Uint8Array> | null; contentType: string | null; format?: string; target: IngestTarget },
+  input: {
+    head: Uint8Array[];
+    headText: string;
+    rest: ReadableStreamDefaultReader<Uint8Array> | null;
+    contentType: string | null;
+    format?: string;
+    target: IngestTarget;
+    /** What a caller that parsed the whole report already knows. */
+    parsed?: { format: IngestFormat; metadata: ReportMetadata };
+  },
 ): Promise<StagedReport> {
   requireScope(ctx.principal, "results:submit");
-  const format = reportFormat(input.contentType, input.headText, input.format);
-  const metadata = parseHead(format, input.headText);
+  const format = input.parsed?.format ?? reportFormat(input.contentType, input.headText, input.format);
+  const metadata = input.parsed?.metadata ?? parseHead(format, input.headText);
   // The project is checked before the upload, so a wrong one costs the client no transfer.
   const { runForProject } = await projectOfTarget(ctx, input.target, metadata);
   const ingestId = newId("ing");

@@ -149,7 +149,15 @@ export async function resultWrite(
   run: RunRef,
   inputs: ResultInput[],
   now: string,
-  options: { submittedEvent?: boolean } = {},
+  options: {
+    submittedEvent?: boolean;
+    /**
+     * "delta" (the default) moves the run's counts in this batch; "deferred" leaves them to a
+     * recountRun the caller runs once after many writes (a background ingest), which is cheaper
+     * than two lookups per result per write.
+     */
+    counts?: "delta" | "deferred";
+  } = {},
 ): Promise<ResultWrite> {
   const submissionId = newId("res");
 
@@ -220,7 +228,7 @@ export async function resultWrite(
   for (const chunk of jsonChunks(rows.map((r) => r.testCase))) {
     statements.push(testCaseUpsert(run.organizationId, run.projectId, chunk, now));
   }
-  const keyChunks = jsonChunks(rows.map((r) => r.result.k));
+  const keyChunks = options.counts === "deferred" ? [] : jsonChunks(rows.map((r) => r.result.k));
   for (const keys of keyChunks) statements.push(adjustRunCounts(run, keys, -1));
   const resultStatements: number[] = [];
   for (const chunk of jsonChunks(rows.map((r) => r.result))) {
@@ -231,7 +239,8 @@ export async function resultWrite(
   statements.push(...suiteStatementsFor(run, rows.map((r) => r.suite).filter((s) => s.titles.length > 0), now));
   statements.push(markRunSubmitted(run.id, now));
   if (options.submittedEvent ?? true) statements.push(insertRunEvent(RUN_EVENT_TYPES.submitted, sql`r.id = ${run.id}`, now));
-  statements.push(failedCaseEvents(run.id, submissionId, now));
+  const failed = rows.filter((r) => r.result.status === "failed").map((r) => r.result.k);
+  for (const keys of failed.length > 0 ? jsonChunks(failed) : []) statements.push(failedCaseEvents(run, submissionId, keys, now));
   return { offloads, statements, rows: rows.length, resultStatements, submissionId };
 }
 
@@ -338,6 +347,23 @@ function adjustRunCounts(run: RunRef, keysJson: string, sign: 1 | -1): SQL {
     WHERE id = ${run.id}`;
 }
 
+/**
+ * The run's counts and duration recomputed from all its results: one pass over the run, for a
+ * writer that deferred the counts of many writes. A flaky result (status flaky, or passed with
+ * isFlaky) counts as flaky, not passed.
+ */
+export function recountRun(runId: string): SQL {
+  return sql`UPDATE test_runs SET (total_tests, passed_tests, failed_tests, skipped_tests, flaky_tests, duration_ms) = (
+      SELECT count(*),
+        coalesce(sum(status = 'passed' AND NOT is_flaky), 0),
+        coalesce(sum(status = 'failed'), 0),
+        coalesce(sum(status = 'skipped'), 0),
+        coalesce(sum(status = 'flaky' OR (status = 'passed' AND is_flaky)), 0),
+        coalesce(sum(duration_ms), 0)
+      FROM results WHERE run_id = ${runId})
+    WHERE id = ${runId}`;
+}
+
 /** A run that receives results is running (if it was queued) and records when it last did. */
 function markRunSubmitted(runId: string, now: string): SQL {
   return sql`UPDATE test_runs SET submitted_at = ${now}, updated_at = ${now},
@@ -345,14 +371,22 @@ function markRunSubmitted(runId: string, now: string): SQL {
     WHERE id = ${runId}`;
 }
 
-function failedCaseEvents(runId: string, submissionId: string, now: string): SQL {
+/**
+ * testcase.failed.v1 for each failed result this submission stored. The failed tests are looked
+ * up by identity (a few per submission, usually), not found by reading back every result the
+ * submission wrote; a result superseded by a later attempt already there has another submission.
+ */
+function failedCaseEvents(run: RunRef, submissionId: string, failedKeysJson: string, now: string): SQL {
   const type = RUN_EVENT_TYPES.caseFailed;
   return sql`INSERT INTO events (id, organization_id, project_id, type, subject_id, payload, created_at)
     SELECT ${sqlIdHead("evt", Date.parse(now))} || ${sql.raw(SQL_ID_TAIL)}, x.organization_id, x.project_id, ${type}, x.id,
       json_object('type', ${type}, 'result', json_object('result_id', x.id, 'test_case_id', x.test_case_id, 'run_id', x.run_id,
         'project_id', x.project_id, 'title', x.title, 'full_title', x.full_title, 'file_path', x.file_path,
         'attempt', x.attempt, 'error_message', json_extract(x.error, '$.message'))), ${now}
-    FROM results x WHERE x.run_id = ${runId} AND x.submission_id = ${submissionId} AND x.status = 'failed'`;
+    FROM json_each(${failedKeysJson}) j
+    CROSS JOIN test_cases tc ON tc.project_id = ${run.projectId} AND tc.identity_key = j.value
+    CROSS JOIN results x ON x.run_id = ${run.id} AND x.test_case_id = tc.id
+    WHERE x.submission_id = ${submissionId} AND x.status = 'failed'`;
 }
 
 const summaryColumns = {

@@ -330,7 +330,7 @@ export const ingestRoutes = surfaceApp()
         const reportText = new TextDecoder().decode(bytes);
         const parsed = parseWhole(reportFormat(contentType, reportText, format), reportText);
         if (parsed.results.length > SYNC_INGEST_MAX_RESULTS) {
-          const staged = await stageReport(ctx, { head: [bytes], headText: reportText, rest: null, contentType, format: parsed.format, target });
+          const staged = await stageReport(ctx, { head: [bytes], headText: reportText, rest: null, contentType, target, parsed });
           return accepted(c, staged, target);
         }
         const outcome = await ingestParsedReport(ctx, parsed, target);
