@@ -246,7 +246,7 @@ async function run(ctx: CoreContext, ingest: IngestRow, counter: { calls: number
     // over (this one outlived its lease), the batch changes nothing of the ingest and this one stops.
     statements.push(sql`UPDATE ingests SET results = ${next}, chunks = chunks + ${write ? 1 : 0},
         bytes_processed = ${progress.bytes}, superseded = superseded + ${supersededUnsaved},
-        d1_calls = d1_calls + ${counter.calls + 1}, updated_at = ${state.now()} ${finalFields}
+        d1_calls = d1_calls + ${counter.calls + (final ? 1 : 0)}, updated_at = ${state.now()} ${finalFields}
       WHERE id = ${ingest.id} AND results = ${from} AND status = 'processing'`);
     if (final) {
       // The run's counts were left alone chunk by chunk; one pass over the run settles them.
@@ -255,6 +255,8 @@ async function run(ctx: CoreContext, ingest: IngestRow, counter: { calls: number
       if (fill) statements.push(fill);
       if (next > 0) statements.push(insertRunEvent(RUN_EVENT_TYPES.submitted, sql`r.id = ${runRow.id}`, state.now()));
     }
+    // Calls so far are recorded by this batch; the batch itself is counted by the next record
+    // (the next batch's, the hand-over's or the failure's), except the final one, which counts itself.
     counter.calls = 0;
     committed = next;
     if (write) chunks++;
