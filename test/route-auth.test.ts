@@ -160,6 +160,7 @@ describe("every registered route", () => {
     expect(run.body).toMatchObject({ status: "running", total_tests: 1, reported_counts: null });
     expect((await call(`/api/v1/results/${b.resultId}`, { key: b.key })).body.title).toBe("b's test");
     expect((await call(`/api/v1/testcases/${b.testCaseId}`, { key: b.key })).body.title).toBe("b's test");
+    expect((await call(`/api/v1/ingests/${b.ingestId}`, { key: b.key })).body.status).toBe("uploading");
   });
 });
 
