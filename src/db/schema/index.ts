@@ -8,3 +8,4 @@ export * from "./results";
 export * from "./test-suites";
 export * from "./events";
 export * from "./ingests";
+export * from "./releases";

@@ -66,6 +66,8 @@ export const testRuns = sqliteTable(
     index("test_runs_project_created_idx").on(t.projectId, t.createdAt),
     index("test_runs_org_created_idx").on(t.organizationId, t.createdAt),
     index("test_runs_deleted_idx").on(t.deletedAt),
+    // A release's readiness reads the runs of one build.
+    index("test_runs_build_idx").on(t.buildId),
   ],
 );
 
