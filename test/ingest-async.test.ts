@@ -322,7 +322,7 @@ describe("the ingest queue consumer", () => {
     const deliver = async (id: string) => {
       const batch = createMessageBatch("greenlight-ingests", [{ id, timestamp: new Date(), attempts: 1, body: { type: "ingest.process", ingest_id: opened.body.id } }]);
       const ctx = createExecutionContext();
-      await worker.queue!(batch, env, ctx);
+      await worker.queue!(batch, env);
       return getQueueResult(batch, ctx);
     };
     const busy = await deliver("m-busy");
