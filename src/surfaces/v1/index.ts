@@ -2,7 +2,9 @@ import { surfaceApp } from "../shared";
 import { adminRoutes } from "./admin";
 import { apiKeyRoutes } from "./api-keys";
 import { organizationRoutes } from "./organizations";
+import { buildRoutes } from "./builds";
 import { ingestRoutes } from "./ingest";
+import { releaseRoutes } from "./releases";
 import { projectRoutes } from "./projects";
 import { resultRoutes } from "./results";
 import { testCaseRoutes } from "./testcases";
@@ -19,5 +21,7 @@ export function nativeSurface() {
   app.route("/", resultRoutes);
   app.route("/", testCaseRoutes);
   app.route("/", ingestRoutes);
+  app.route("/", buildRoutes);
+  app.route("/", releaseRoutes);
   return app;
 }

@@ -1,0 +1,3 @@
+import { surfaceApp } from "../shared";
+
+export const releaseRoutes = surfaceApp();
