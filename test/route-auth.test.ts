@@ -55,6 +55,7 @@ interface TenantB extends Tenant {
   resultId: string;
   testCaseId: string;
   ingestId: string;
+  buildId: string;
 }
 
 /** Ids of tenant B for each kind of path id; a route with an id of an unknown kind fails the test. */
@@ -66,6 +67,7 @@ function idFor(path: string, b: TenantB): string {
   if (/\/(results|tests)\/\{id\}/.test(path)) return b.resultId;
   if (/\/testcases\/\{id\}/.test(path)) return b.testCaseId;
   if (/\/ingests\/\{id\}/.test(path)) return b.ingestId;
+  if (/\/builds\/\{id\}/.test(path)) return b.buildId;
   throw new Error(`No cross-tenant id resolver for ${path}: add one to route-auth.test.ts`);
 }
 
@@ -94,6 +96,7 @@ beforeAll(async () => {
     resultId: submitted.body.results[0].id,
     testCaseId: submitted.body.results[0].test_case_id,
     ingestId: (await call("/api/v1/ingests", { method: "POST", key: tb.key, body: { project_id: tb.project.id } })).body.id,
+    buildId: (await call("/api/v1/builds", { method: "POST", key: tb.key, body: { project_id: tb.project.id, name: "b's build" } })).body.id,
   };
   // A key holding a single scope that no route requires: every keyed route must answer 403.
   noScopeKey = (await createKey(a, { scopes: ["jobs:run"] })).key;
@@ -149,7 +152,7 @@ describe("every registered route", () => {
       const expected = idempotentDelete ? (op.path.startsWith("/api/v1/") ? 204 : 200) : 404;
       expect(foreign.status, `${op.method} ${op.path}: ${foreign.text}`).toBe(expected);
       expect(missing.status, `${op.method} ${op.path}`).toBe(expected);
-      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing)_[0-9A-Z]+"/g, '"ID"');
+      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing|bld|rel)_[0-9A-Z]+"/g, '"ID"');
       expect(strip(foreign.body)).toBe(strip(missing.body));
     }
     // Nothing of B changed: its project and key still read back as before.
@@ -161,6 +164,7 @@ describe("every registered route", () => {
     expect((await call(`/api/v1/results/${b.resultId}`, { key: b.key })).body.title).toBe("b's test");
     expect((await call(`/api/v1/testcases/${b.testCaseId}`, { key: b.key })).body.title).toBe("b's test");
     expect((await call(`/api/v1/ingests/${b.ingestId}`, { key: b.key })).body.status).toBe("uploading");
+    expect((await call(`/api/v1/builds/${b.buildId}`, { key: b.key })).body).toMatchObject({ status: "planned", queue_position: 1 });
   });
 });
 
