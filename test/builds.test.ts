@@ -36,13 +36,12 @@ async function count(sql: string, ...binds: unknown[]): Promise<number> {
 describe("POST /api/v1/builds", () => {
   it("answers reference 000's example with 202 and the documented body, and lists the build in the queue", async () => {
     const t = await createTenant();
-    // Reference 000, verbatim but for the key and the project (an owner key sees every project).
+    // Reference 000, verbatim but for the key: the organization's only project is implied.
     const res = await register(t, {
       name: "v2.4.1",
       build_number: "1042",
       commit_sha: "a1b2c3d4e5f6789012345678901234567890abcd",
       branch: "main",
-      project_id: t.project.id,
     });
     expect(res.status, res.text).toBe(202);
     expect(res.body).toMatchObject({ name: "v2.4.1", status: "planned", source: "api", queue_position: 1, message: "Build queued for release assignment." });
@@ -52,6 +51,14 @@ describe("POST /api/v1/builds", () => {
     expect((await call(`/api/v1/builds/${res.body.id}`, { key: t.key })).body).toMatchObject({ queue_position: 1, release_id: null, repo_url: null });
     // build.created.v1 is in the outbox, once.
     expect(await count("SELECT count(*) AS n FROM events WHERE type = 'build.created.v1' AND subject_id = ?", res.body.id)).toBe(1);
+  });
+
+  it("needs project_id from an organization-wide key once there is more than one project", async () => {
+    const t = await createTenant();
+    await createProject(t);
+    const res = await register(t, { name: "v1", build_number: "1" });
+    expect(res.status).toBe(400);
+    expect(res.body.details.field).toBe("project_id");
   });
 
   it("takes the GitHub Actions example's body from a project-restricted CI key", async () => {

@@ -147,4 +147,38 @@ describe("local server over HTTP", () => {
     // Keys are scoped to their organization: the first test's project is not visible here.
     expect(ids).not.toContain(projectId);
   });
+
+  it("takes reference 000's curl example and GitHub Actions step verbatim (with a local key)", async () => {
+    const run = await runBootstrap(["--name", "E2E builds org"]);
+    expect(run.code, run.stderr).toBe(0);
+    const key = JSON.parse(run.stdout).api_key.key;
+    // The bodies exactly as reference 000 prints them; the Actions step's expressions filled in
+    // as GitHub would for run 57 of acme/shop on main.
+    const curlBody = `{
+"name": "v2.4.1",
+"build_number": "1042",
+"commit_sha": "a1b2c3d4e5f6789012345678901234567890abcd",
+"branch": "main"
+}`;
+    const actionsBody = `{
+"name": "main",
+"build_number": "57",
+"commit_sha": "0123456789abcdef0123456789abcdef01234567",
+"branch": "main",
+"repo_url": "https://github.com/acme/shop"
+}`;
+    const post = (body: string) =>
+      fetch(`${baseUrl}/api/v1/builds`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+        body,
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+    const first = await post(curlBody);
+    expect(first.status).toBe(202);
+    expect(await first.json()).toMatchObject({ name: "v2.4.1", status: "planned", source: "api", queue_position: 1, message: "Build queued for release assignment." });
+    const second = await post(actionsBody);
+    expect(second.status).toBe(202);
+    expect(await second.json()).toMatchObject({ name: "main", queue_position: 2 });
+  });
 });

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, isNull, or, sql, type SQL } from "drizzle-orm";
 import { batchAll } from "../../db/batch";
-import { builds, releases, type BuildRow } from "../../db/schema";
+import { builds, projects, releases, type BuildRow } from "../../db/schema";
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
 import { type CoreContext, type Principal, nowIso, requireScope } from "../context";
 import { Conflict, NotFound } from "../errors";
@@ -117,7 +117,7 @@ function buildPayloadSql(alias: string): SQL {
  */
 export async function registerBuild(ctx: CoreContext, input: RegisterBuildInput): Promise<{ build: Build; created: boolean }> {
   requireScope(ctx.principal, "builds:create");
-  const projectId = await resolveProject(ctx, input.projectId);
+  const projectId = await resolveProject(ctx, input.projectId ?? (await onlyProject(ctx)));
   if (input.releaseId) await assertReleaseInProject(ctx, input.releaseId, projectId);
   const now = nowIso(ctx.clock);
   const id = newId("bld");
@@ -157,6 +157,17 @@ export async function registerBuild(ctx: CoreContext, input: RegisterBuildInput)
     .get();
   if (!row) throw new Error(`build ${id} neither inserted nor found`);
   return { build: toBuild(row, await syncQueueEntry(ctx, row)), created: row.id === id };
+}
+
+/**
+ * Reference 000's example registers a build without naming a project: with an organization-wide
+ * key that works when the organization has exactly one project (a fresh deployment's), and is
+ * refused as a missing project_id otherwise.
+ */
+async function onlyProject(ctx: CoreContext): Promise<string | undefined> {
+  if (ctx.principal.projectId) return undefined;
+  const rows = await ctx.db.select({ id: projects.id }).from(projects).where(eq(projects.organizationId, ctx.principal.organizationId)).limit(2);
+  return rows.length === 1 ? rows[0]!.id : undefined;
 }
 
 async function readBuildRow(ctx: CoreContext, id: string): Promise<BuildRow> {
