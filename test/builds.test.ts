@@ -272,6 +272,19 @@ describe("the build queue Durable Object", () => {
   });
 });
 
+describe("deleting a project", () => {
+  it("empties its build queue object", async () => {
+    const t = await createTenant();
+    const other = await createProject(t);
+    await register(t, { name: "b", project_id: other.id });
+    expect(await queueOf(other.id).size()).toBe(1);
+    expect((await call(`/api/v1/projects/${other.id}`, { method: "DELETE", key: t.key })).status).toBe(204);
+    await runInDurableObject(queueOf(other.id), async (_instance, state) => {
+      expect(state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'queue'").toArray()).toHaveLength(0);
+    });
+  });
+});
+
 describe("builds across tenants", () => {
   it("answers 404 to another tenant's build and project queue and changes nothing", async () => {
     const a = await createTenant();

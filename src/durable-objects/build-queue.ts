@@ -85,6 +85,11 @@ export class BuildQueue extends DurableObject<Env> {
     return this.entries();
   }
 
+  /** Forgets everything (the project was deleted). */
+  async clear(): Promise<void> {
+    await this.ctx.storage.deleteAll();
+  }
+
   private entries(): QueueEntry[] {
     return this.sql
       .exec<{ build_id: string }>("SELECT build_id FROM queue ORDER BY seq")

@@ -147,6 +147,8 @@ export async function deleteProject(ctx: CoreContext, id: string): Promise<void>
     .get();
   if (!deleted) throw new NotFound("Project", { id });
   await deleteR2Prefix(ctx.env.ARTIFACTS, projectObjectPrefix(id));
+  // Its builds went with the project's rows; the queue object's storage goes too.
+  await ctx.env.BUILD_QUEUE.get(ctx.env.BUILD_QUEUE.idFromName(id)).clear();
 }
 
 export async function getProjectSettings(ctx: CoreContext, projectId: string): Promise<ProjectSettings> {
