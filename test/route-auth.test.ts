@@ -56,6 +56,7 @@ interface TenantB extends Tenant {
   testCaseId: string;
   ingestId: string;
   buildId: string;
+  releaseId: string;
 }
 
 /** Ids of tenant B for each kind of path id; a route with an id of an unknown kind fails the test. */
@@ -68,6 +69,7 @@ function idFor(path: string, b: TenantB): string {
   if (/\/testcases\/\{id\}/.test(path)) return b.testCaseId;
   if (/\/ingests\/\{id\}/.test(path)) return b.ingestId;
   if (/\/builds\/\{id\}/.test(path)) return b.buildId;
+  if (/\/releases\/\{id\}/.test(path)) return b.releaseId;
   throw new Error(`No cross-tenant id resolver for ${path}: add one to route-auth.test.ts`);
 }
 
@@ -97,6 +99,7 @@ beforeAll(async () => {
     testCaseId: submitted.body.results[0].test_case_id,
     ingestId: (await call("/api/v1/ingests", { method: "POST", key: tb.key, body: { project_id: tb.project.id } })).body.id,
     buildId: (await call("/api/v1/builds", { method: "POST", key: tb.key, body: { project_id: tb.project.id, name: "b's build" } })).body.id,
+    releaseId: (await call("/api/v1/releases", { method: "POST", key: tb.key, body: { project_id: tb.project.id, name: "b's release" } })).body.id,
   };
   // A key holding a single scope that no route requires: every keyed route must answer 403.
   noScopeKey = (await createKey(a, { scopes: ["jobs:run"] })).key;
@@ -165,6 +168,7 @@ describe("every registered route", () => {
     expect((await call(`/api/v1/testcases/${b.testCaseId}`, { key: b.key })).body.title).toBe("b's test");
     expect((await call(`/api/v1/ingests/${b.ingestId}`, { key: b.key })).body.status).toBe("uploading");
     expect((await call(`/api/v1/builds/${b.buildId}`, { key: b.key })).body).toMatchObject({ status: "planned", queue_position: 1 });
+    expect((await call(`/api/v1/releases/${b.releaseId}`, { key: b.key })).body).toMatchObject({ name: "b's release", status: "planned" });
   });
 });
 

@@ -48,7 +48,7 @@ function isQueued(row: Pick<BuildRow, "releaseId" | "status">): boolean {
   return row.releaseId === null && row.status === "planned";
 }
 
-function visibleBuilds(principal: Principal): SQL {
+export function visibleBuilds(principal: Principal): SQL {
   const conditions = [eq(builds.organizationId, principal.organizationId)];
   if (principal.projectId) conditions.push(eq(builds.projectId, principal.projectId));
   return and(...conditions)!;
