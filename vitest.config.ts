@@ -1,6 +1,7 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { webhookReceiver } from "./test/webhook-receiver";
 
 // Tests run inside workerd with the real bindings of wrangler.toml (D1, R2, Durable Objects,
 // Queues); migrations/ is applied by test/setup/apply-migrations.ts.
@@ -11,6 +12,8 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
+          // Every outbound fetch of the Worker goes to the test receiver (webhook deliveries).
+          outboundService: webhookReceiver,
           bindings: {
             TEST_MIGRATIONS: migrations,
             // Set explicitly so a developer's .dev.vars cannot change what the tests see.

@@ -2,6 +2,7 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./http/app-env";
 import { jsonBodyLimit } from "./http/body-limit";
+import { outboxFlush } from "./http/outbox-flush";
 import { renderError, renderNotFound } from "./http/errors";
 import { httpsGuard } from "./http/https-guard";
 import { requestId } from "./http/request-id";
@@ -22,6 +23,7 @@ export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use("*", requestId);
   app.use("*", httpsGuard);
+  app.use("/api/*", outboxFlush);
   app.use("/api/*", jsonBodyLimit);
 
   app.route("/", metaRoutes);
@@ -50,12 +52,17 @@ export function createApp() {
       { name: "native: results", description: "Native surface (/api/v1)." },
       { name: "native: test cases", description: "Native surface (/api/v1): stable test identities and their history." },
       { name: "native: ingest", description: "Native surface (/api/v1): CI reports in JUnit XML, Playwright JSON, CTRF or native JSON." },
+      { name: "native: builds", description: "Native surface (/api/v1): builds from CI and the per-project build queue." },
+      { name: "native: releases", description: "Native surface (/api/v1): releases and whether a build is ready to ship." },
+      { name: "native: webhooks", description: "Native surface (/api/v1): subscriptions, the delivery log, redelivery and ping." },
+      { name: "native: events", description: "Native surface (/api/v1): the catalog of webhook event types and their payloads." },
       { name: "reporting: projects", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: teams", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: api keys", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: runs", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: tests", description: "Reporting surface (/api, reference 003): a test is one result." },
       { name: "reporting: test suites", description: "Reporting surface (/api, reference 003)." },
+      { name: "reporting: webhooks", description: "Reporting surface (/api, reference 003)." },
     ],
   }));
   app.get("/docs", swaggerUI({ url: "/openapi.json", title: "Greenlight API explorer" }));

@@ -17,6 +17,8 @@ export interface Env {
   ADMIN_TOKEN?: string;
   /** Chunks (of up to 5,000 results) one queue invocation commits before handing a large ingest on; default 100. */
   INGEST_CHUNKS_PER_INVOCATION?: string;
+  /** "true" lets webhooks deliver over plain http to loopback receivers: local development only. */
+  WEBHOOKS_ALLOW_LOCAL_HTTP?: string;
   /** Signs expiring URLs and encrypts stored idempotent responses. */
   URL_SIGNING_SECRET?: string;
 }

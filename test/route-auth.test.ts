@@ -57,6 +57,7 @@ interface TenantB extends Tenant {
   ingestId: string;
   buildId: string;
   releaseId: string;
+  webhookId: string;
 }
 
 /** Ids of tenant B for each kind of path id; a route with an id of an unknown kind fails the test. */
@@ -70,6 +71,7 @@ function idFor(path: string, b: TenantB): string {
   if (/\/ingests\/\{id\}/.test(path)) return b.ingestId;
   if (/\/builds\/\{id\}/.test(path)) return b.buildId;
   if (/\/releases\/\{id\}/.test(path)) return b.releaseId;
+  if (/\/webhooks\/\{id\}/.test(path)) return b.webhookId;
   throw new Error(`No cross-tenant id resolver for ${path}: add one to route-auth.test.ts`);
 }
 
@@ -100,6 +102,9 @@ beforeAll(async () => {
     ingestId: (await call("/api/v1/ingests", { method: "POST", key: tb.key, body: { project_id: tb.project.id } })).body.id,
     buildId: (await call("/api/v1/builds", { method: "POST", key: tb.key, body: { project_id: tb.project.id, name: "b's build" } })).body.id,
     releaseId: (await call("/api/v1/releases", { method: "POST", key: tb.key, body: { project_id: tb.project.id, name: "b's release" } })).body.id,
+    webhookId: (
+      await call("/api/v1/webhooks", { method: "POST", key: tb.key, body: { url: "https://receiver.test/ok/route-auth", events: ["build.created.v1"] } })
+    ).body.id,
   };
   // A key holding a single scope that no route requires: every keyed route must answer 403.
   noScopeKey = (await createKey(a, { scopes: ["jobs:run"] })).key;
@@ -155,7 +160,7 @@ describe("every registered route", () => {
       const expected = idempotentDelete ? (op.path.startsWith("/api/v1/") ? 204 : 200) : 404;
       expect(foreign.status, `${op.method} ${op.path}: ${foreign.text}`).toBe(expected);
       expect(missing.status, `${op.method} ${op.path}`).toBe(expected);
-      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing|bld|rel)_[0-9A-Z]+"/g, '"ID"');
+      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing|bld|rel|wh|whd)_[0-9A-Z]+"/g, '"ID"');
       expect(strip(foreign.body)).toBe(strip(missing.body));
     }
     // Nothing of B changed: its project and key still read back as before.
@@ -169,6 +174,7 @@ describe("every registered route", () => {
     expect((await call(`/api/v1/ingests/${b.ingestId}`, { key: b.key })).body.status).toBe("uploading");
     expect((await call(`/api/v1/builds/${b.buildId}`, { key: b.key })).body).toMatchObject({ status: "planned", queue_position: 1 });
     expect((await call(`/api/v1/releases/${b.releaseId}`, { key: b.key })).body).toMatchObject({ name: "b's release", status: "planned" });
+    expect((await call(`/api/v1/webhooks/${b.webhookId}`, { key: b.key })).body).toMatchObject({ is_active: true, url: "https://receiver.test/ok/route-auth" });
   });
 });
 

@@ -1,5 +1,6 @@
 import { INGEST_MESSAGE } from "../core/ingest/ingests";
 import { processIngest } from "../core/ingest/process";
+import { WEBHOOK_DELIVERY_MESSAGE, WEBHOOK_EVENT_MESSAGE, attemptDelivery, fanOutEvent } from "../core/webhooks/delivery";
 import type { Env, QueueMessageBody } from "../env";
 
 /** Seconds before a failed delivery is tried again: 2, 4, 8 … up to five minutes. */
@@ -25,14 +26,54 @@ async function handleIngest(message: Message<QueueMessageBody>, env: Env): Promi
   }
 }
 
+/** Fans an event out to its subscriptions: one delivery message each. */
+async function handleWebhookEvent(message: Message<QueueMessageBody>, env: Env): Promise<void> {
+  const eventId = message.body.event_id;
+  if (typeof eventId !== "string") return message.ack();
+  try {
+    await fanOutEvent(env, eventId);
+    message.ack();
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", note: "webhook fan-out failed", event_id: eventId, message: String(err) }));
+    message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+  }
+}
+
 /**
- * Dispatches queue messages by type. A message of a type nobody handles (webhook delivery
- * arrives with its issue) is retried and so ends in the dead-letter queue instead of being dropped.
+ * One attempt of one delivery. A failed attempt is retried with the schedule's delay; after the
+ * last one the message is retried once more, which the queue's max_retries turns into a move to
+ * the dead-letter queue, while D1 already records the delivery as failed.
+ */
+async function handleWebhookDelivery(message: Message<QueueMessageBody>, env: Env): Promise<void> {
+  const deliveryId = message.body.delivery_id;
+  if (typeof deliveryId !== "string") return message.ack();
+  try {
+    const outcome = await attemptDelivery(env, deliveryId);
+    if (outcome.kind === "retry") message.retry({ delaySeconds: outcome.delaySeconds });
+    else if (outcome.kind === "exhausted") message.retry();
+    else message.ack();
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", note: "webhook delivery interrupted", delivery_id: deliveryId, message: String(err) }));
+    message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+  }
+}
+
+/**
+ * Dispatches queue messages by type. A message of a type nobody handles is retried and so ends
+ * in the dead-letter queue instead of being dropped.
  */
 export async function handleQueueBatch(batch: MessageBatch<QueueMessageBody>, env: Env): Promise<void> {
   for (const message of batch.messages) {
     if (message.body?.type === INGEST_MESSAGE) {
       await handleIngest(message, env);
+      continue;
+    }
+    if (message.body?.type === WEBHOOK_EVENT_MESSAGE) {
+      await handleWebhookEvent(message, env);
+      continue;
+    }
+    if (message.body?.type === WEBHOOK_DELIVERY_MESSAGE) {
+      await handleWebhookDelivery(message, env);
       continue;
     }
     console.warn(JSON.stringify({ level: "warn", queue: batch.queue, message_id: message.id, type: message.body?.type, note: "no handler for message type" }));

@@ -89,3 +89,21 @@ export async function getOrganization(ctx: CoreContext, id: string): Promise<Org
   if (!row) throw new NotFound("Organization", { id });
   return toOrganization(row);
 }
+
+export interface OrganizationLimits {
+  /** Webhook subscriptions allowed; null is unlimited. */
+  maxWebhooks: number | null;
+}
+
+/** Deployment administration (ADMIN_TOKEN): an organization's limits. Fields left out stay. */
+export async function updateOrganizationLimits(
+  ctx: AdminContext,
+  id: string,
+  input: Partial<OrganizationLimits>,
+): Promise<Organization & OrganizationLimits> {
+  const changes: Partial<typeof organizations.$inferInsert> = { updatedAt: nowIso(ctx.clock) };
+  if (input.maxWebhooks !== undefined) changes.maxWebhooks = input.maxWebhooks;
+  const row = await ctx.db.update(organizations).set(changes).where(eq(organizations.id, id)).returning().get();
+  if (!row) throw new NotFound("Organization", { id });
+  return { ...toOrganization(row), maxWebhooks: row.maxWebhooks };
+}

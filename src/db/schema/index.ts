@@ -9,3 +9,4 @@ export * from "./test-suites";
 export * from "./events";
 export * from "./ingests";
 export * from "./releases";
+export * from "./webhooks";

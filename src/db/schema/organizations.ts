@@ -6,6 +6,8 @@ export const organizations = sqliteTable("organizations", {
   number: integer("number").primaryKey({ autoIncrement: true }),
   id: text("id").notNull().unique(),
   name: text("name").notNull(),
+  /** Webhook subscriptions allowed; NULL is unlimited (the self-hosted default). */
+  maxWebhooks: integer("max_webhooks"),
   createdAt: text("created_at").notNull(),
   updatedAt: text("updated_at").notNull(),
 });

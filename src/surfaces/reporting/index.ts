@@ -5,6 +5,7 @@ import { reportingRunRoutes } from "./runs";
 import { reportingTeamRoutes } from "./teams";
 import { reportingTestSuiteRoutes } from "./test-suites";
 import { reportingTestRoutes } from "./tests";
+import { reportingWebhookRoutes } from "./webhooks";
 
 /** The reporting surface (reference 003), mounted at /api. */
 export function reportingSurface() {
@@ -15,5 +16,6 @@ export function reportingSurface() {
   app.route("/", reportingRunRoutes);
   app.route("/", reportingTestRoutes);
   app.route("/", reportingTestSuiteRoutes);
+  app.route("/", reportingWebhookRoutes);
   return app;
 }

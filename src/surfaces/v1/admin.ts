@@ -1,6 +1,8 @@
-import { createOrganization } from "../../core/orgs/organizations";
+import { z } from "@hono/zod-openapi";
+import { createOrganization, updateOrganizationLimits } from "../../core/orgs/organizations";
 import { defineRoute } from "../../http/routes";
 import { nativeErrors } from "../errors-openapi";
+import { IdParam, Timestamp } from "../fields";
 import { adminContext, jsonBody, jsonResponse, surfaceApp } from "../shared";
 import {
   CreateOrganizationBody,
@@ -29,7 +31,38 @@ const createOrganizationRoute = defineRoute(
   { idempotent: true },
 );
 
-export const adminRoutes = surfaceApp().openapi(createOrganizationRoute, async (c) => {
+const UpdateOrganizationBody = z
+  .object({
+    max_webhooks: z.number().int().min(0).max(100_000).nullable().optional().openapi({
+      description: "Webhook subscriptions the organization may have; null is unlimited (the default). Reference 001's plans: 5 on Pro, unlimited on Enterprise.",
+    }),
+  })
+  .openapi("AdminUpdateOrganization");
+
+const AdminOrganizationSchema = z
+  .object({ id: z.string(), number: z.number().int(), name: z.string(), max_webhooks: z.number().int().nullable(), created_at: Timestamp, updated_at: Timestamp })
+  .openapi("AdminOrganization");
+
+const updateOrganizationRoute = defineRoute("admin", {
+  method: "patch",
+  path: "/admin/organizations/{id}",
+  operationId: "adminUpdateOrganization",
+  tags: ["native: admin"],
+  summary: "Set an organization's limits (ADMIN_TOKEN)",
+  request: { params: IdParam, body: jsonBody(UpdateOrganizationBody) },
+  responses: { 200: jsonResponse(AdminOrganizationSchema, "The organization."), ...nativeErrors(400, 401, 404, 413, 415) },
+});
+
+export const adminRoutes = surfaceApp()
+  .openapi(updateOrganizationRoute, async (c) => {
+    const body = c.req.valid("json");
+    const org = await updateOrganizationLimits(adminContext(c), c.req.valid("param").id, { maxWebhooks: body.max_webhooks });
+    return c.json(
+      { id: org.id, number: org.number, name: org.name, max_webhooks: org.maxWebhooks, created_at: org.createdAt, updated_at: org.updatedAt },
+      200,
+    );
+  })
+  .openapi(createOrganizationRoute, async (c) => {
   const body = c.req.valid("json");
   const created = await createOrganization(adminContext(c), { name: body.name, projectName: body.project_name });
   return c.json(

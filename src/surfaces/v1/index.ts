@@ -3,8 +3,10 @@ import { adminRoutes } from "./admin";
 import { apiKeyRoutes } from "./api-keys";
 import { organizationRoutes } from "./organizations";
 import { buildRoutes } from "./builds";
+import { eventRoutes } from "./events";
 import { ingestRoutes } from "./ingest";
 import { releaseRoutes } from "./releases";
+import { webhookRoutes } from "./webhooks";
 import { projectRoutes } from "./projects";
 import { resultRoutes } from "./results";
 import { testCaseRoutes } from "./testcases";
@@ -23,5 +25,7 @@ export function nativeSurface() {
   app.route("/", ingestRoutes);
   app.route("/", buildRoutes);
   app.route("/", releaseRoutes);
+  app.route("/", webhookRoutes);
+  app.route("/", eventRoutes);
   return app;
 }
