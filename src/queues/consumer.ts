@@ -1,6 +1,6 @@
 import { INGEST_MESSAGE } from "../core/ingest/ingests";
 import { processIngest } from "../core/ingest/process";
-import { WEBHOOK_DELIVERY_MESSAGE, WEBHOOK_EVENT_MESSAGE, attemptDelivery, fanOutEvent } from "../core/webhooks/delivery";
+import { WEBHOOK_DELIVERY_MESSAGE, WEBHOOK_EVENT_MESSAGE, attemptDelivery, fanOutEvent, flushOutbox } from "../core/webhooks/delivery";
 import type { Env, QueueMessageBody } from "../env";
 
 /** Seconds before a failed delivery is tried again: 2, 4, 8 … up to five minutes. */
@@ -19,6 +19,8 @@ async function handleIngest(message: Message<QueueMessageBody>, env: Env): Promi
     const outcome = await processIngest(env, ingestId);
     if (outcome.kind === "busy") message.retry({ delaySeconds: outcome.retryAfterSeconds });
     else message.ack();
+    // The ingest's events (results submitted, failed tests) reach webhooks now, not at the next cron.
+    if (outcome.kind === "done") await flushOutbox(env).catch(() => undefined);
   } catch (err) {
     // A fault of ours (D1, R2): the ingest resumes from its last committed chunk next time.
     console.error(JSON.stringify({ level: "error", note: "ingest interrupted", ingest_id: ingestId, attempts: message.attempts, message: String(err) }));
