@@ -23,6 +23,9 @@ export default defineConfig(async () => {
             URL_SIGNING_SECRET: "test-url-signing-secret",
             // Small, so every large ingest in the tests also hands over between invocations.
             INGEST_CHUNKS_PER_INVOCATION: "1",
+            // Organizations without a setting are not limited in the tests (many make hundreds of
+            // requests with one key); test/rate-limits.test.ts gives its organizations limits.
+            RATE_LIMIT_TIER: "unlimited",
           },
         },
       }),

@@ -222,6 +222,7 @@ export function printFigures(bench, figures) {
  * @returns {Promise<{ projectId: string, apiKey: string }>}
  */
 export async function createOrganization(agent, base, names = {}) {
+  // names.rateLimits, when given, is PATCHed as the organization's rate_limits setting.
   const created = await request(
     agent,
     base,
@@ -236,6 +237,17 @@ export async function createOrganization(agent, base, names = {}) {
   const apiKey = body?.api_key?.key;
   if (typeof projectId !== "string" || typeof apiKey !== "string") {
     throw new Error(`unexpected organization answer: ${created.text.slice(0, 2000)}`);
+  }
+  if (names.rateLimits !== undefined) {
+    await request(
+      agent,
+      base,
+      "PATCH",
+      `/api/v1/admin/organizations/${encodeURIComponent(body.organization.id)}`,
+      { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json", accept: "application/json" },
+      JSON.stringify({ rate_limits: names.rateLimits }),
+      200,
+    );
   }
   return { projectId, apiKey };
 }
@@ -257,8 +269,9 @@ export async function createOrganization(agent, base, names = {}) {
  * @param {() => O} spec.readOptions may throw UsageError
  * @param {(options: O) => number} spec.maxSockets connections the agent may open
  * @param {(ctx: BenchContext, options: O) => Promise<void>} spec.body
+ * @param {boolean} [spec.rateLimited] keep rate limiting on (otherwise the server runs with RATE_LIMITS=off)
  */
-export function runBenchmark({ readOptions, maxSockets, body }) {
+export function runBenchmark({ readOptions, maxSockets, body, rateLimited = false }) {
   /** Set once a signal has started stopping the server: failures after it are expected. */
   let interrupted = false;
 
@@ -286,7 +299,8 @@ export function runBenchmark({ readOptions, maxSockets, body }) {
       const startedAt = performance.now();
       server = await startLocalServer({
         tempPrefix: "greenlight-bench-",
-        vars: { REQUIRE_HTTPS: "false", ADMIN_TOKEN, URL_SIGNING_SECRET: "bench-signing-secret" },
+        // Rate limiting stays on only where a benchmark measures it (it would refuse a load test).
+        vars: { REQUIRE_HTTPS: "false", ADMIN_TOKEN, URL_SIGNING_SECRET: "bench-signing-secret", ...(rateLimited ? {} : { RATE_LIMITS: "off" }) },
       });
       const base = new URL(server.baseUrl);
       if (base.hostname !== HOST) throw new Error(`refusing a non-loopback server address: ${server.baseUrl}`);

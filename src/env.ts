@@ -17,6 +17,10 @@ export interface Env {
   ADMIN_TOKEN?: string;
   /** Chunks (of up to 5,000 results) one queue invocation commits before handing a large ingest on; default 100. */
   INGEST_CHUNKS_PER_INVOCATION?: string;
+  /** "off" disables rate limiting (local load tests, benchmarks); "fail-open" allows requests when the limiter is down. Default: on. */
+  RATE_LIMITS?: string;
+  /** The tier of organizations without a setting of their own: standard (default), pro, enterprise or unlimited. */
+  RATE_LIMIT_TIER?: string;
   /** "true" lets webhooks deliver over plain http to loopback receivers: local development only. */
   WEBHOOKS_ALLOW_LOCAL_HTTP?: string;
   /** Signs expiring URLs and encrypts stored idempotent responses. */

@@ -16,7 +16,7 @@ describe("declared bindings are real and wired", () => {
       expect(instance).toBeInstanceOf(RateLimiter);
       expect(state.storage.sql.exec("SELECT 1 AS one").one().one).toBe(1);
     });
-    expect(await limiter.check("runs:read")).toEqual({ allowed: true });
+    expect(await limiter.hit("runs_read", 5, 60)).toMatchObject({ allowed: true, limit: 5, remaining: 4 });
     const queue = env.BUILD_QUEUE.get(env.BUILD_QUEUE.idFromName("proj_probe"));
     await runInDurableObject(queue, (instance) => {
       expect(instance).toBeInstanceOf(BuildQueue);

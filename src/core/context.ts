@@ -1,6 +1,7 @@
 import type { Db } from "../db/client";
 import type { Env } from "../env";
 import type { Scope } from "./keys/scopes";
+import type { RateLimitConfig } from "./rate-limits/limits";
 import { Forbidden } from "./errors";
 
 /** Who is calling: an API key of one organization, possibly restricted to one project. */
@@ -10,6 +11,8 @@ export interface Principal {
   /** Set when the key is restricted to one project: it sees nothing else. */
   projectId: string | null;
   scopes: ReadonlySet<string>;
+  /** The organization's rate-limit setting, read with the key (no second query per request). */
+  rateLimits?: RateLimitConfig | null;
 }
 
 export interface Clock {

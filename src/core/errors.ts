@@ -12,7 +12,8 @@ export type ErrorKind =
   | "too_large"
   | "unsupported_media_type"
   | "rate_limited"
-  | "insufficient_credits";
+  | "insufficient_credits"
+  | "unavailable";
 
 export type FieldLocation = "body" | "query" | "path" | "header";
 
@@ -34,7 +35,7 @@ const LOCATION_NOUN: Record<FieldLocation, string> = {
 
 export abstract class DomainError extends Error {
   abstract readonly kind: ErrorKind;
-  abstract readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 422 | 429;
+  abstract readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 503;
   constructor(
     message: string,
     readonly details: Record<string, unknown> = {},
@@ -116,6 +117,19 @@ export class UnsupportedMediaType extends DomainError {
 export class RateLimited extends DomainError {
   readonly kind = "rate_limited" as const;
   readonly status = 429 as const;
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+    details: Record<string, unknown> = {},
+  ) {
+    super(message, details);
+  }
+}
+
+/** A part we depend on (the rate limiter) cannot answer; the client should retry after a pause. */
+export class Unavailable extends DomainError {
+  readonly kind = "unavailable" as const;
+  readonly status = 503 as const;
   constructor(
     message: string,
     readonly retryAfterSeconds: number,

@@ -5,8 +5,10 @@ import { requireScope, systemClock } from "../core/context";
 import { NotFound, Unauthorized } from "../core/errors";
 import { authenticateKey } from "../core/keys/api-keys";
 import type { Scope } from "../core/keys/scopes";
+import type { RateLimitGroup } from "../core/rate-limits/limits";
 import { timingSafeEqualStrings } from "../lib/crypto";
 import type { AppEnv } from "./app-env";
+import { limitFailedAuth, limitKeyRequest, refuseBlockedAddress } from "./rate-limit";
 
 /** The key from `Authorization: Bearer`, `X-API-Key` or `X-PANTO-API-KEY`, in that order. */
 export function presentedKey(headers: Headers): string | null {
@@ -18,10 +20,23 @@ export function presentedKey(headers: Headers): string | null {
   return headers.get("x-api-key")?.trim() || headers.get("x-panto-api-key")?.trim() || null;
 }
 
-/** Authenticates the API key (401) and checks the route's scope (403), before the body is validated. */
-export function requireKey(scope: Scope): MiddlewareHandler<AppEnv> {
+/**
+ * Authenticates the API key (401; repeated failures from one address become 429), counts the
+ * request against the key's limit for the route's group (429), and checks the route's scope
+ * (403), all before the body is validated.
+ */
+export function requireKey(scope: Scope, group: RateLimitGroup): MiddlewareHandler<AppEnv> {
   return createMiddleware<AppEnv>(async (c, next) => {
-    const principal = await authenticateKey(createDb(c.env.DB), presentedKey(c.req.raw.headers), systemClock);
+    refuseBlockedAddress(c);
+    let principal;
+    try {
+      principal = await authenticateKey(createDb(c.env.DB), presentedKey(c.req.raw.headers), systemClock);
+    } catch (err) {
+      if (err instanceof Unauthorized) await limitFailedAuth(c);
+      throw err;
+    }
+    // Counted before the scope check: a key knocking on routes it may not use still spends its budget.
+    await limitKeyRequest(c, principal, group);
     requireScope(principal, scope);
     c.set("principal", principal);
     c.set("callerScope", `key:${principal.keyId}`);

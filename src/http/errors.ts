@@ -7,6 +7,7 @@ import {
   RateLimited,
   TooLarge,
   Unauthorized,
+  Unavailable,
   UnsupportedMediaType,
   type ErrorKind,
   type FieldLocation,
@@ -23,6 +24,7 @@ const NATIVE_CODES: Record<ErrorKind, string> = {
   unsupported_media_type: "unsupported_media_type",
   rate_limited: "rate_limited",
   insufficient_credits: "insufficient_credits",
+  unavailable: "service_unavailable",
 };
 
 const REPORTING_CODES: Record<ErrorKind, string> = {
@@ -35,6 +37,7 @@ const REPORTING_CODES: Record<ErrorKind, string> = {
   unsupported_media_type: "UNSUPPORTED_MEDIA_TYPE",
   rate_limited: "RATE_LIMITED",
   insufficient_credits: "INSUFFICIENT_CREDITS",
+  unavailable: "SERVICE_UNAVAILABLE",
 };
 
 const INTERNAL_MESSAGE = "An unexpected error occurred. Quote the X-Request-Id header when reporting it.";
@@ -157,7 +160,7 @@ export function renderError(err: unknown, c: Context<AppEnv>): Response {
     );
   }
   const headers: Record<string, string> = {};
-  if (domain instanceof RateLimited) headers["Retry-After"] = String(domain.retryAfterSeconds);
+  if (domain instanceof RateLimited || domain instanceof Unavailable) headers["Retry-After"] = String(domain.retryAfterSeconds);
   if (domain instanceof Unauthorized) headers["WWW-Authenticate"] = 'Bearer realm="greenlight"';
   return c.json(body(surface, domain), domain ? domain.status : 500, headers);
 }

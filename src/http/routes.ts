@@ -1,6 +1,7 @@
 import { createRoute, type RouteConfig } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import type { Scope } from "../core/keys/scopes";
+import { rateLimitGroupOf } from "../core/rate-limits/limits";
 import type { AppEnv } from "./app-env";
 import { requireAdminToken, requireKey } from "./auth";
 import { idempotency } from "./idempotency";
@@ -10,6 +11,8 @@ export type Access = { scope: Scope } | "admin" | "public";
 
 /** OpenAPI extension carrying a route's access rule, read back by the shared auth tests. */
 export const ACCESS_EXTENSION = "x-greenlight-access";
+/** OpenAPI extension naming a keyed route's rate-limit group. */
+export const RATE_LIMIT_EXTENSION = "x-greenlight-rate-limit-group";
 
 const KEY_SECURITY = [{ bearerKey: [] }, { apiKeyHeader: [] }, { pantoKeyHeader: [] }];
 
@@ -24,8 +27,10 @@ export interface RouteOptions {
  */
 export function defineRoute<const R extends RouteConfig>(access: Access, config: R, options: RouteOptions = {}) {
   const middleware: MiddlewareHandler<AppEnv>[] = [];
+  // Every keyed route belongs to one rate-limit group; a route no rule places fails at startup.
+  const group = access !== "admin" && access !== "public" ? rateLimitGroupOf(config.method, config.path) : null;
   if (access === "admin") middleware.push(requireAdminToken);
-  else if (access !== "public") middleware.push(requireKey(access.scope));
+  else if (group) middleware.push(requireKey((access as { scope: Scope }).scope, group));
   if (options.idempotent) middleware.push(idempotency);
   const security = access === "admin" ? [{ adminToken: [] }] : access === "public" ? [] : KEY_SECURITY;
   return createRoute({
@@ -33,6 +38,7 @@ export function defineRoute<const R extends RouteConfig>(access: Access, config:
     security,
     middleware: middleware as RouteConfig["middleware"],
     [ACCESS_EXTENSION]: access === "admin" || access === "public" ? access : access.scope,
+    ...(group ? { [RATE_LIMIT_EXTENSION]: group } : {}),
   } as R);
 }
 

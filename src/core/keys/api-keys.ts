@@ -1,6 +1,6 @@
 import { and, asc, count, eq, isNull, lt, or, type SQL } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import { apiKeys, projects, type ApiKeyRow } from "../../db/schema";
+import { apiKeys, organizations, projects, type ApiKeyRow } from "../../db/schema";
 import { assertProjectVisible, visibleProjects } from "../projects/projects";
 import { newId } from "../../lib/ids";
 import { randomHex, sha256Hex, timingSafeEqualHex } from "../../lib/crypto";
@@ -8,6 +8,7 @@ import { type CoreContext, type Principal, type Clock, nowIso, requireScope } fr
 import { Forbidden, Invalid, NotFound, Unauthorized } from "../errors";
 import type { PageRequest, Paged } from "../pagination";
 import { defaultScopesFor, type Scope } from "./scopes";
+import type { RateLimitConfig } from "../rate-limits/limits";
 
 export const KEY_PREFIX = "gl_live_";
 /** gl_live_ + at least 32 random bytes, as hex (ours) or base62 (accepted for imported keys). */
@@ -86,11 +87,21 @@ export async function authenticateKey(db: Db, presented: string | null, clock: C
 
   const [presentedHash, candidates] = await Promise.all([
     sha256Hex(presented),
-    db.select().from(apiKeys).where(eq(apiKeys.lookupPrefix, presented.slice(0, LOOKUP_PREFIX_LENGTH))).all(),
+    // The organization's rate limits come with the key: limiting needs no query of its own.
+    db
+      .select({ key: apiKeys, rateLimits: organizations.rateLimits })
+      .from(apiKeys)
+      .innerJoin(organizations, eq(organizations.id, apiKeys.organizationId))
+      .where(eq(apiKeys.lookupPrefix, presented.slice(0, LOOKUP_PREFIX_LENGTH)))
+      .all(),
   ]);
   let match: ApiKeyRow | undefined;
+  let rateLimits: RateLimitConfig | null = null;
   for (const candidate of candidates) {
-    if (timingSafeEqualHex(candidate.keyHash, presentedHash)) match = candidate;
+    if (timingSafeEqualHex(candidate.key.keyHash, presentedHash)) {
+      match = candidate.key;
+      rateLimits = candidate.rateLimits ?? null;
+    }
   }
   if (!match) throw new Unauthorized("Invalid API key.", { reason: "invalid" });
   if (!match.isActive) throw new Unauthorized("This API key is deactivated.", { reason: "inactive" });
@@ -105,6 +116,7 @@ export async function authenticateKey(db: Db, presented: string | null, clock: C
     organizationId: match.organizationId,
     projectId: match.projectId,
     scopes: new Set(match.scopes),
+    rateLimits,
   };
 }
 

@@ -6,6 +6,7 @@ import { NotFound } from "../errors";
 import { generateSecret, toApiKey, type IssuedApiKey } from "../keys/api-keys";
 import { ROLE_SCOPES } from "../keys/scopes";
 import type { PageRequest, Paged } from "../pagination";
+import type { RateLimitConfig } from "../rate-limits/limits";
 import { toProject, type Project } from "../projects/projects";
 
 export interface Organization {
@@ -93,6 +94,8 @@ export async function getOrganization(ctx: CoreContext, id: string): Promise<Org
 export interface OrganizationLimits {
   /** Webhook subscriptions allowed; null is unlimited. */
   maxWebhooks: number | null;
+  /** Null follows the deployment's default tier (RATE_LIMIT_TIER). */
+  rateLimits: RateLimitConfig | null;
 }
 
 /** Deployment administration (ADMIN_TOKEN): an organization's limits. Fields left out stay. */
@@ -103,7 +106,8 @@ export async function updateOrganizationLimits(
 ): Promise<Organization & OrganizationLimits> {
   const changes: Partial<typeof organizations.$inferInsert> = { updatedAt: nowIso(ctx.clock) };
   if (input.maxWebhooks !== undefined) changes.maxWebhooks = input.maxWebhooks;
+  if (input.rateLimits !== undefined) changes.rateLimits = input.rateLimits;
   const row = await ctx.db.update(organizations).set(changes).where(eq(organizations.id, id)).returning().get();
   if (!row) throw new NotFound("Organization", { id });
-  return { ...toOrganization(row), maxWebhooks: row.maxWebhooks };
+  return { ...toOrganization(row), maxWebhooks: row.maxWebhooks, rateLimits: row.rateLimits ?? null };
 }

@@ -8,6 +8,8 @@ export const organizations = sqliteTable("organizations", {
   name: text("name").notNull(),
   /** Webhook subscriptions allowed; NULL is unlimited (the self-hosted default). */
   maxWebhooks: integer("max_webhooks"),
+  /** RateLimitConfig (src/core/rate-limits/limits.ts); NULL follows the deployment's default tier. */
+  rateLimits: text("rate_limits", { mode: "json" }).$type<import("../../core/rate-limits/limits").RateLimitConfig>(),
   createdAt: text("created_at").notNull(),
   updatedAt: text("updated_at").notNull(),
 });

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { createOrganization, updateOrganizationLimits } from "../../core/orgs/organizations";
+import { RATE_LIMIT_GROUP_NAMES, RATE_LIMIT_TIERS, type RateLimitTier, parseRateLimitConfig } from "../../core/rate-limits/limits";
 import { defineRoute } from "../../http/routes";
 import { nativeErrors } from "../errors-openapi";
 import { IdParam, Timestamp } from "../fields";
@@ -36,11 +37,26 @@ const UpdateOrganizationBody = z
     max_webhooks: z.number().int().min(0).max(100_000).nullable().optional().openapi({
       description: "Webhook subscriptions the organization may have; null is unlimited (the default). Reference 001's plans: 5 on Pro, unlimited on Enterprise.",
     }),
+    rate_limits: z
+      .union([z.string(), z.record(z.string(), z.unknown()), z.null()])
+      .optional()
+      .openapi({
+        description: `A tier (${Object.keys(RATE_LIMIT_TIERS).join(", ")}; "unlimited" turns limiting off), or {"tier": ..., "overrides": {"<group>": requests per minute}} with groups ${RATE_LIMIT_GROUP_NAMES.join(", ")}; null returns to the deployment's default tier.`,
+        example: { tier: "pro", overrides: { runs_write: 300 } },
+      }),
   })
   .openapi("AdminUpdateOrganization");
 
 const AdminOrganizationSchema = z
-  .object({ id: z.string(), number: z.number().int(), name: z.string(), max_webhooks: z.number().int().nullable(), created_at: Timestamp, updated_at: Timestamp })
+  .object({
+    id: z.string(),
+    number: z.number().int(),
+    name: z.string(),
+    max_webhooks: z.number().int().nullable(),
+    rate_limits: z.object({ tier: z.enum(Object.keys(RATE_LIMIT_TIERS) as [RateLimitTier, ...RateLimitTier[]]).optional(), overrides: z.record(z.string(), z.number()).optional() }).nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
   .openapi("AdminOrganization");
 
 const updateOrganizationRoute = defineRoute("admin", {
@@ -48,7 +64,7 @@ const updateOrganizationRoute = defineRoute("admin", {
   path: "/admin/organizations/{id}",
   operationId: "adminUpdateOrganization",
   tags: ["native: admin"],
-  summary: "Set an organization's limits (ADMIN_TOKEN)",
+  summary: "Set an organization's limits: webhook subscriptions and API rate limits (ADMIN_TOKEN)",
   request: { params: IdParam, body: jsonBody(UpdateOrganizationBody) },
   responses: { 200: jsonResponse(AdminOrganizationSchema, "The organization."), ...nativeErrors(400, 401, 404, 413, 415) },
 });
@@ -56,9 +72,20 @@ const updateOrganizationRoute = defineRoute("admin", {
 export const adminRoutes = surfaceApp()
   .openapi(updateOrganizationRoute, async (c) => {
     const body = c.req.valid("json");
-    const org = await updateOrganizationLimits(adminContext(c), c.req.valid("param").id, { maxWebhooks: body.max_webhooks });
+    const org = await updateOrganizationLimits(adminContext(c), c.req.valid("param").id, {
+      maxWebhooks: body.max_webhooks,
+      rateLimits: body.rate_limits === undefined ? undefined : parseRateLimitConfig(body.rate_limits),
+    });
     return c.json(
-      { id: org.id, number: org.number, name: org.name, max_webhooks: org.maxWebhooks, created_at: org.createdAt, updated_at: org.updatedAt },
+      {
+        id: org.id,
+        number: org.number,
+        name: org.name,
+        max_webhooks: org.maxWebhooks,
+        rate_limits: org.rateLimits,
+        created_at: org.createdAt,
+        updated_at: org.updatedAt,
+      },
       200,
     );
   })

@@ -1,0 +1,126 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { RATE_LIMIT_GROUP_NAMES } from "../src/core/rate-limits/limits";
+import { ADMIN_TOKEN, call } from "./helpers/http";
+import { createKey, createTenant, type Tenant } from "./helpers/factories";
+
+async function limit(t: Tenant, rateLimits: unknown) {
+  const res = await call(`/api/v1/admin/organizations/${t.organization.id}`, {
+    method: "PATCH",
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+    body: { rate_limits: rateLimits },
+  });
+  expect(res.status, res.text).toBe(200);
+  return res.body;
+}
+
+const limiterOf = (keyId: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`key:${keyId}`));
+
+describe("per-key rate limits", () => {
+  it("answers the request past the limit 429 with Retry-After and the RateLimit headers, in each surface's envelope", async () => {
+    const t = await createTenant();
+    await limit(t, { tier: "standard", overrides: { projects: 3 } });
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await call("/api/v1/projects", { key: t.key }));
+    for (const [i, a] of answers.entries()) {
+      expect(a.status).toBe(200);
+      expect(a.headers.get("ratelimit-policy")).toBe('"projects";q=3;w=60');
+      expect(a.headers.get("ratelimit")).toMatch(new RegExp(`^"projects";r=${2 - i};t=\\d+$`));
+    }
+    const refused = await call("/api/v1/projects", { key: t.key });
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({ error: "rate_limited", details: { group: "projects", limit: 3, window_seconds: 60 } });
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(refused.headers.get("ratelimit")).toMatch(/^"projects";r=0;t=\d+$/);
+    // The reporting surface's projects are the same group, refused in its own envelope.
+    const reporting = await call("/api/projects", { key: t.key });
+    expect(reporting.status).toBe(429);
+    expect(reporting.body.error.code).toBe("RATE_LIMITED");
+    // Other groups of the same key are unaffected.
+    expect((await call("/api/v1/testruns", { key: t.key })).status).toBe(200);
+  });
+
+  it("does not count one key's requests against another's", async () => {
+    const t = await createTenant();
+    await limit(t, { overrides: { projects: 1 } });
+    const other = await createKey(t, { scopes: ["projects:read"] });
+    expect((await call("/api/v1/projects", { key: t.key })).status).toBe(200);
+    expect((await call("/api/v1/projects", { key: t.key })).status).toBe(429);
+    expect((await call("/api/v1/projects", { key: other.key })).status).toBe(200);
+  });
+
+  it("starts over when the window ends, and keeps the count through an eviction", async () => {
+    const t = await createTenant();
+    await limit(t, { overrides: { runs_read: 2 } });
+    expect((await call("/api/v1/testruns", { key: t.key })).status).toBe(200);
+    expect((await call("/api/v1/testruns", { key: t.key })).status).toBe(200);
+    const stub = limiterOf(t.keyId);
+    await evictDurableObject(stub);
+    expect((await call("/api/v1/testruns", { key: t.key })).status).toBe(429);
+    expect(await stub.used("runs_read", 60)).toBe(2);
+    // The window ends (moved back a minute in the object's storage): the count starts over.
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec("UPDATE windows SET window_start = window_start - 60000");
+    });
+    expect((await call("/api/v1/testruns", { key: t.key })).status).toBe(200);
+  });
+
+  it("never lets concurrent requests past the limit", async () => {
+    const t = await createTenant();
+    await limit(t, { overrides: { runs_read: 10 } });
+    const answers = await Promise.all(Array.from({ length: 30 }, () => call("/api/v1/testruns", { key: t.key })));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(20);
+  });
+
+  it("takes tiers and 'unlimited' from the admin setting, and refuses unknown groups and tiers", async () => {
+    const t = await createTenant();
+    const pro = await limit(t, "pro");
+    expect(pro.rate_limits).toEqual({ tier: "pro" });
+    expect((await call("/api/v1/projects", { key: t.key })).headers.get("ratelimit-policy")).toBe('"projects";q=300;w=60');
+    await limit(t, "unlimited");
+    const free = await call("/api/v1/projects", { key: t.key });
+    expect(free.status).toBe(200);
+    expect(free.headers.get("ratelimit-policy")).toBeNull();
+    for (const bad of ["platinum", { overrides: { nonsense: 5 } }, { overrides: { projects: -1 } }, { tier: "pro", extra: true }]) {
+      const res = await call(`/api/v1/admin/organizations/${t.organization.id}`, { method: "PATCH", headers: { Authorization: `Bearer ${ADMIN_TOKEN}` }, body: { rate_limits: bad } });
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+      expect(res.body.details.field).toMatch(/^rate_limits/);
+    }
+  });
+
+  it("slows down key guessing from one address: failed authentications past 30 a minute get 429", async () => {
+    const address = `203.0.113.${Math.floor(Math.random() * 200) + 1}`;
+    const headers = { "CF-Connecting-IP": address };
+    const fake = `gl_live_${"0".repeat(64)}`;
+    for (let i = 0; i < 30; i++) expect((await call("/api/v1/projects", { key: fake, headers })).status).toBe(401);
+    const refused = await call("/api/v1/projects", { key: fake, headers });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    // A blocked address is refused before its key is looked up, even a valid key.
+    const t = await createTenant();
+    expect((await call("/api/v1/projects", { key: t.key, headers })).status).toBe(429);
+    // Another address is not.
+    expect((await call("/api/v1/projects", { key: fake, headers: { "CF-Connecting-IP": "198.51.100.7" } })).status).toBe(401);
+  });
+});
+
+describe("every keyed route", () => {
+  it("belongs to exactly one rate-limit group", async () => {
+    const doc = (await call("/openapi.json")).body;
+    let keyed = 0;
+    for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
+      for (const [method, op] of Object.entries<any>(item)) {
+        const access = op["x-greenlight-access"];
+        if (access === "admin" || access === "public") continue;
+        keyed++;
+        expect(RATE_LIMIT_GROUP_NAMES, `${method.toUpperCase()} ${path}`).toContain(op["x-greenlight-rate-limit-group"]);
+      }
+    }
+    expect(keyed).toBeGreaterThan(50);
+  });
+});
