@@ -124,3 +124,44 @@ describe("every keyed route", () => {
     expect(keyed).toBeGreaterThan(50);
   });
 });
+
+describe("when the limiter cannot answer", () => {
+  // The Durable Object namespace itself failing cannot be provoked in workerd, so the Worker is
+  // called with a binding whose object throws, as an overloaded or unreachable one does.
+  const broken = {
+    idFromName: (name: string) => env.RATE_LIMITER.idFromName(name),
+    get: () => ({
+      hit: async () => {
+        throw new Error("Durable Object is overloaded");
+      },
+    }),
+  };
+
+  async function fetchWith(vars: Record<string, string>, key: string) {
+    const { default: worker } = await import("../src/index");
+    const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
+    const ctx = createExecutionContext();
+    const request = new Request("https://greenlight.test/api/v1/projects", { headers: { Authorization: `Bearer ${key}` } });
+    const response = await worker.fetch!(request as never, { ...env, ...vars, RATE_LIMITER: broken } as never, ctx);
+    await waitOnExecutionContext(ctx);
+    return response;
+  }
+
+  it("answers 503 with Retry-After, never silently unlimited", async () => {
+    const t = await createTenant();
+    await limit(t, "standard");
+    const res = await fetchWith({}, t.key);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("5");
+    expect(((await res.json()) as any).error).toBe("service_unavailable");
+  });
+
+  it("lets the request through with RATE_LIMITS=fail-open", async () => {
+    const t = await createTenant();
+    await limit(t, "standard");
+    const res = await fetchWith({ RATE_LIMITS: "fail-open" }, t.key);
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    expect(res.headers.get("ratelimit-policy")).toBeNull();
+  });
+});
