@@ -114,9 +114,8 @@ export class UnsupportedMediaType extends DomainError {
   readonly status = 415 as const;
 }
 
-export class RateLimited extends DomainError {
-  readonly kind = "rate_limited" as const;
-  readonly status = 429 as const;
+/** An error the client cures by waiting: answered with Retry-After. */
+export abstract class RetryLater extends DomainError {
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
@@ -126,17 +125,15 @@ export class RateLimited extends DomainError {
   }
 }
 
+export class RateLimited extends RetryLater {
+  readonly kind = "rate_limited" as const;
+  readonly status = 429 as const;
+}
+
 /** A part we depend on (the rate limiter) cannot answer; the client should retry after a pause. */
-export class Unavailable extends DomainError {
+export class Unavailable extends RetryLater {
   readonly kind = "unavailable" as const;
   readonly status = 503 as const;
-  constructor(
-    message: string,
-    readonly retryAfterSeconds: number,
-    details: Record<string, unknown> = {},
-  ) {
-    super(message, details);
-  }
 }
 
 export class InsufficientCredits extends DomainError {

@@ -4,10 +4,9 @@ import {
   DomainError,
   Invalid,
   NotFound,
-  RateLimited,
+  RetryLater,
   TooLarge,
   Unauthorized,
-  Unavailable,
   UnsupportedMediaType,
   type ErrorKind,
   type FieldLocation,
@@ -160,7 +159,7 @@ export function renderError(err: unknown, c: Context<AppEnv>): Response {
     );
   }
   const headers: Record<string, string> = {};
-  if (domain instanceof RateLimited || domain instanceof Unavailable) headers["Retry-After"] = String(domain.retryAfterSeconds);
+  if (domain instanceof RetryLater) headers["Retry-After"] = String(domain.retryAfterSeconds);
   if (domain instanceof Unauthorized) headers["WWW-Authenticate"] = 'Bearer realm="greenlight"';
   return c.json(body(surface, domain), domain ? domain.status : 500, headers);
 }
