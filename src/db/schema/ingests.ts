@@ -53,7 +53,12 @@ export const ingests = sqliteTable(
     /** An upload not completed by then is abandoned. */
     expiresAt: text("expires_at"),
   },
-  (t) => [index("ingests_status_idx").on(t.status, t.updatedAt), index("ingests_org_idx").on(t.organizationId, t.number)],
+  (t) => [
+    index("ingests_status_idx").on(t.status, t.updatedAt),
+    index("ingests_org_idx").on(t.organizationId, t.number),
+    // Retention finds the ingests of an expired run.
+    index("ingests_run_idx").on(t.runId),
+  ],
 );
 
 /** One uploaded part of an ingest's source; a part is re-uploadable until the upload completes. */

@@ -1,0 +1,1 @@
+CREATE INDEX `ingests_run_idx` ON `ingests` (`run_id`);
