@@ -13,9 +13,10 @@ export const RATE_LIMIT_GROUPS = {
   projects: 60,
   keys_webhooks: 30,
   flakiness: 60,
-  // Native only. A CI fleet registers a build per pipeline and polls its ingests.
+  // Native only. A CI fleet registers a build per pipeline; ingest also covers the status polls
+  // of a background ingest (GET /ingests/{id}), which a client may send every second or two.
   builds: 120,
-  ingest: 60,
+  ingest: 120,
   triggers: 30,
   jobs: 300,
 } as const;
