@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, sql } from "drizzle-orm";
 import { batchAll } from "../../db/batch";
 import { createDb, type Db } from "../../db/client";
 import { events, webhookDeliveries, webhooks, type WebhookDeliveryRow, type WebhookRow } from "../../db/schema";
@@ -24,30 +24,39 @@ export const FAILING_DISABLE_MS = 5 * 24 * 60 * 60 * 1000;
 export const DELIVERY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
 const USER_AGENT = "Greenlight-Webhooks/1";
 
+/** A claim older than this without a send is taken to have died with its flush. */
+const CLAIM_TIMEOUT_MS = 60_000;
+
 /**
- * Sends events written to the outbox but not yet to the queue, oldest first, and marks them
- * sent. Called after requests that write events, at the end of a background ingest, and by the
- * cron (which catches any send that failed). Two callers racing may send an event twice; the
- * delivery table keeps one delivery per event and subscription, so that is harmless.
+ * Sends events written to the outbox but not yet to the queue, oldest first. Called after
+ * requests that write events, at the end of a background ingest, and by the cron. Each flush
+ * first claims its events in one statement, so concurrent flushes (one per write request under
+ * load) do not send the same events; a claim whose send never happened (the flush died, or the
+ * send failed) is taken over after a minute, so no event is lost.
  */
-export async function flushOutbox(env: Env, options: { batches?: number } = {}): Promise<number> {
+export async function flushOutbox(env: Env, options: { batches?: number; now?: () => Date } = {}): Promise<number> {
   const db = createDb(env.DB);
+  const clock = options.now ?? (() => new Date());
   let sent = 0;
   for (let i = 0; i < (options.batches ?? 10); i++) {
-    const pending = await db
-      .select({ id: events.id })
-      .from(events)
-      .where(isNull(events.dispatchedAt))
-      .orderBy(asc(events.number))
-      .limit(100);
-    if (pending.length === 0) break;
-    await env.WEBHOOKS.sendBatch(pending.map((e) => ({ body: { type: WEBHOOK_EVENT_MESSAGE, event_id: e.id } })));
+    const now = clock();
+    const stale = new Date(now.getTime() - CLAIM_TIMEOUT_MS).toISOString();
+    const claimed = (
+      await db.all<{ id: string }>(
+        sql`UPDATE events SET claimed_at = ${now.toISOString()}
+          WHERE number IN (
+            SELECT number FROM events
+            WHERE dispatched_at IS NULL AND (claimed_at IS NULL OR claimed_at < ${stale})
+            ORDER BY number LIMIT 100)
+          RETURNING id`,
+      )
+    ).map((row) => row.id);
+    if (claimed.length === 0) break;
+    await env.WEBHOOKS.sendBatch(claimed.map((id) => ({ body: { type: WEBHOOK_EVENT_MESSAGE, event_id: id } })));
     // One JSON parameter for the ids: D1 binds at most 100 parameters per statement.
-    await db.run(
-      sql`UPDATE events SET dispatched_at = ${new Date().toISOString()} WHERE id IN (SELECT value FROM json_each(${JSON.stringify(pending.map((e) => e.id))}))`,
-    );
-    sent += pending.length;
-    if (pending.length < 100) break;
+    await db.run(sql`UPDATE events SET dispatched_at = ${clock().toISOString()} WHERE id IN (SELECT value FROM json_each(${JSON.stringify(claimed)}))`);
+    sent += claimed.length;
+    if (claimed.length < 100) break;
   }
   return sent;
 }

@@ -16,6 +16,8 @@ export const events = sqliteTable(
     subjectId: text("subject_id"),
     payload: text("payload", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     createdAt: text("created_at").notNull(),
+    /** Taken by one outbox flush; a claim older than a minute without dispatched_at is retried. */
+    claimedAt: text("claimed_at"),
     dispatchedAt: text("dispatched_at"),
   },
   (t) => [
