@@ -96,7 +96,9 @@ describe("errors and request ids", () => {
     try {
       const res = await call("/api/v1/projects/proj_missing", { key: t.key });
       expect(res.status).toBe(404);
-      const denied = await call("/api/v1/projects", { headers: { Authorization: `Bearer ${t.key.slice(0, -1)}0` } });
+      // A wrong secret with the right prefix (the last digit changed, never to itself).
+      const wrong = `${t.key.slice(0, -1)}${t.key.endsWith("0") ? "1" : "0"}`;
+      const denied = await call("/api/v1/projects", { headers: { Authorization: `Bearer ${wrong}` } });
       expect(denied.status).toBe(401);
       const logged = lines.map((l) => JSON.parse(l));
       expect(logged).toContainEqual(expect.objectContaining({ request_id: res.headers.get("x-request-id"), status: 404, error: "not_found" }));
