@@ -55,6 +55,7 @@ export function createApp() {
       { name: "native: builds", description: "Native surface (/api/v1): builds from CI and the per-project build queue." },
       { name: "native: releases", description: "Native surface (/api/v1): releases and whether a build is ready to ship." },
       { name: "native: webhooks", description: "Native surface (/api/v1): subscriptions, the delivery log, redelivery and ping." },
+      { name: "native: flakiness", description: "Native surface (/api/v1): flakiness scores and their parts." },
       { name: "native: events", description: "Native surface (/api/v1): the catalog of webhook event types and their payloads." },
       { name: "reporting: projects", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: teams", description: "Reporting surface (/api, reference 003)." },

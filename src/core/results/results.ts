@@ -1,9 +1,10 @@
 import { and, asc, desc, eq, sql, type SQL } from "drizzle-orm";
 import { batchAll } from "../../db/batch";
-import { results, testRuns, type ResultRow } from "../../db/schema";
+import { projectSettings, results, testRuns, type ResultRow } from "../../db/schema";
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
 import { type CoreContext, nowIso, requireScope } from "../context";
 import { Invalid, NotFound } from "../errors";
+import { refreshFlakiness } from "../flakiness/flakiness";
 import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import { INLINE_TEXT_MAX_BYTES, RESULTS_PER_SUBMISSION, RESULT_LIMITS } from "../limits";
 import type { PageRequest, Paged } from "../pagination";
@@ -277,15 +278,25 @@ export async function recordResults(
   if (inputs.length > max) {
     throw Invalid.field("results", "too_many", `must have at most ${max} items`, { status: 422 });
   }
-  const run = await ctx.db
-    .select({ id: testRuns.id, organizationId: testRuns.organizationId, projectId: testRuns.projectId })
+  const found = await ctx.db
+    .select({
+      id: testRuns.id,
+      organizationId: testRuns.organizationId,
+      projectId: testRuns.projectId,
+      // Read here so that refreshing flakiness costs no query of its own.
+      window: projectSettings.flakinessWindow,
+      minSamples: projectSettings.flakinessMinSamples,
+    })
     .from(testRuns)
+    .leftJoin(projectSettings, eq(projectSettings.projectId, testRuns.projectId))
     .where(and(eq(testRuns.id, runId), visibleRuns(ctx.principal), options.projectId ? eq(testRuns.projectId, options.projectId) : undefined))
     .get();
   // A run of another project than the one named answers as a missing run does.
-  if (!run) throw new NotFound("Test run", { id: runId });
+  if (!found) throw new NotFound("Test run", { id: runId });
+  const { window, minSamples, ...run } = found;
 
-  const write = await resultWrite(run, inputs, nowIso(ctx.clock));
+  const now = nowIso(ctx.clock);
+  const write = await resultWrite(run, inputs, now);
   await putOffloads(ctx.env.ARTIFACTS, write.offloads);
   const storedQuery = ctx.db
     .select(summaryColumns)
@@ -294,6 +305,7 @@ export async function recordResults(
     .orderBy(asc(results.number));
   await batchAll(ctx.db, write.statements);
   const stored = (await storedQuery).map((r) => toSummary(r as SummaryRow));
+  await refreshFlakiness(ctx.db, run.projectId, stored.map((r) => r.testCaseId), now, { window, minSamples });
   // Read without the testruns:read scope: a CI key that may only submit still sees its counts.
   const updated = await readVisibleRun(ctx, run.id);
   if (!updated) throw new NotFound("Test run", { id: run.id });

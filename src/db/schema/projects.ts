@@ -25,6 +25,10 @@ export const projectSettings = sqliteTable("project_settings", {
   dataRetentionDays: integer("data_retention_days").notNull().default(90),
   flakinessThreshold: real("flakiness_threshold").notNull().default(0.3),
   autoQuarantineEnabled: integer("auto_quarantine_enabled", { mode: "boolean" }).notNull().default(false),
+  /** Executions a flakiness score looks back over. */
+  flakinessWindow: integer("flakiness_window").notNull().default(30),
+  /** Below this many executions in the window a test has no score ("insufficient data"). */
+  flakinessMinSamples: integer("flakiness_min_samples").notNull().default(5),
   updatedAt: text("updated_at").notNull(),
 });
 

@@ -1,4 +1,4 @@
-import { sqliteTable, integer, text, index, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { sqliteTable, integer, real, text, index, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { organizations } from "./organizations";
 import { projects } from "./projects";
 
@@ -25,6 +25,16 @@ export const testCases = sqliteTable(
     lineNumber: integer("line_number"),
     description: text("description"),
     tags: text("tags", { mode: "json" }).$type<string[]>().notNull().default([]),
+    // Flakiness over the test's last executions (src/core/flakiness/flakiness.ts), refreshed when
+    // its results arrive; the score is NULL below the project's minimum sample.
+    flakinessScore: real("flakiness_score"),
+    flakyRuns: integer("flaky_runs").notNull().default(0),
+    totalRuns: integer("total_runs").notNull().default(0),
+    flipRate: real("flip_rate"),
+    sameCommitConflicts: integer("same_commit_conflicts").notNull().default(0),
+    passOnRetry: integer("pass_on_retry").notNull().default(0),
+    flakinessConfidence: real("flakiness_confidence"),
+    flakinessUpdatedAt: text("flakiness_updated_at"),
     createdAt: text("created_at").notNull(),
     updatedAt: text("updated_at").notNull(),
   },
@@ -33,6 +43,8 @@ export const testCases = sqliteTable(
     index("test_cases_project_file_idx").on(t.projectId, t.filePath),
     // Listing a project's cases in creation order reads this index alone, without a sort.
     index("test_cases_project_number_idx").on(t.projectId, t.number),
+    // The flakiness list reads a page of this index, whatever the length of the history.
+    index("test_cases_project_flakiness_idx").on(t.projectId, t.flakinessScore),
   ],
 );
 

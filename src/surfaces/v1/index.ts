@@ -4,6 +4,7 @@ import { apiKeyRoutes } from "./api-keys";
 import { organizationRoutes } from "./organizations";
 import { buildRoutes } from "./builds";
 import { eventRoutes } from "./events";
+import { flakinessRoutes } from "./flakiness";
 import { ingestRoutes } from "./ingest";
 import { releaseRoutes } from "./releases";
 import { webhookRoutes } from "./webhooks";
@@ -27,5 +28,6 @@ export function nativeSurface() {
   app.route("/", releaseRoutes);
   app.route("/", webhookRoutes);
   app.route("/", eventRoutes);
+  app.route("/", flakinessRoutes);
   return app;
 }

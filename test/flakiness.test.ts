@@ -1,0 +1,114 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { call } from "./helpers/http";
+import { createTenant, type Tenant } from "./helpers/factories";
+
+type Outcome = "passed" | "failed" | "flaky" | "skipped";
+
+/** One run per outcome, each reporting the test "subject" (and `others` more tests, for outages). */
+async function history(t: Tenant, outcomes: Outcome[], options: { commits?: (string | null)[]; others?: Outcome[][] } = {}) {
+  for (const [i, outcome] of outcomes.entries()) {
+    const run = await call("/api/v1/testruns", {
+      method: "POST",
+      key: t.key,
+      body: { project_id: t.project.id, commit_sha: options.commits?.[i] ?? `c${i}`.padEnd(7, "0") },
+    });
+    const results = [
+      { title: "subject", file_path: "a.spec.ts", status: outcome, duration: 1, ...(outcome === "flaky" ? { retries: 1 } : {}) },
+      ...(options.others?.[i] ?? []).map((status, k) => ({ title: `other ${k}`, file_path: "b.spec.ts", status, duration: 1 })),
+    ];
+    const res = await call(`/api/v1/testruns/${run.body.id}/results`, { method: "POST", key: t.key, body: { results } });
+    expect(res.status, res.text).toBe(201);
+  }
+}
+
+async function subject(t: Tenant) {
+  const res = await call(`/api/v1/projects/${t.project.id}/flakiness?include_insufficient=true&limit=100`, { key: t.key });
+  expect(res.status, res.text).toBe(200);
+  return res.body.data.find((i: any) => i.title === "subject");
+}
+
+describe("flakiness scores", () => {
+  it("scores a test that always passes 0 and one that always fails 0: broken is not flaky", async () => {
+    const a = await createTenant();
+    await history(a, ["passed", "passed", "passed", "passed", "passed", "passed"]);
+    expect(await subject(a)).toMatchObject({ flakiness_score: 0, status: "stable", total_runs: 6, flip_rate: 0, pass_on_retry: 0, same_commit_conflicts: 0, confidence: 0.2 });
+    const b = await createTenant();
+    await history(b, ["failed", "failed", "failed", "failed", "failed"]);
+    expect(await subject(b)).toMatchObject({ flakiness_score: 0, status: "stable", total_runs: 5 });
+  });
+
+  it("counts flips of the final outcome as flips ÷ (n − 1)", async () => {
+    const t = await createTenant();
+    await history(t, ["passed", "failed", "passed", "failed", "passed"]);
+    expect(await subject(t)).toMatchObject({ flip_rate: 1, flakiness_score: 1, status: "flaky", flaky_runs: 0 });
+    const u = await createTenant();
+    await history(u, ["passed", "passed", "passed", "failed", "failed", "failed"]);
+    // One flip in five steps.
+    expect(await subject(u)).toMatchObject({ flip_rate: 0.2, flakiness_score: 0.2 });
+  });
+
+  it("counts a pass on retry within a run, which is not a failure for flips", async () => {
+    const t = await createTenant();
+    await history(t, ["passed", "flaky", "passed", "passed", "passed", "passed"]);
+    expect(await subject(t)).toMatchObject({ pass_on_retry: 1, flaky_runs: 1, flip_rate: 0, flakiness_score: 0.1667 });
+  });
+
+  it("counts commits on which the test both passed and failed", async () => {
+    const t = await createTenant();
+    const same = "abcdef1";
+    // Runs 3 and 4 test the same commit: one passes, one fails (and that is one flip each way).
+    await history(t, ["passed", "passed", "passed", "failed", "passed", "passed"], { commits: ["c000001", "c000002", same, same, "c000005", "c000006"] });
+    const s = await subject(t);
+    expect(s).toMatchObject({ same_commit_conflicts: 1, flaky_runs: 2, flip_rate: 0.4 });
+    // 1 − (1 − 0)(1 − 0.4)(1 − 2/6)
+    expect(s.flakiness_score).toBeCloseTo(0.6, 4);
+  });
+
+  it("has no score below the minimum sample, and skipped executions do not count towards it", async () => {
+    const t = await createTenant();
+    await history(t, ["passed", "failed", "skipped", "passed", "skipped", "failed"]);
+    expect(await subject(t)).toMatchObject({ flakiness_score: null, status: "insufficient_data", total_runs: 4 });
+    // Left out of the list unless asked for.
+    const listed = await call(`/api/v1/projects/${t.project.id}/flakiness`, { key: t.key });
+    expect(listed.body.data).toHaveLength(0);
+  });
+
+  it("leaves out executions in runs where more than 80 % of the tests failed", async () => {
+    const t = await createTenant();
+    const healthy: Outcome[] = ["passed", "passed", "passed", "passed"];
+    const outage: Outcome[] = ["failed", "failed", "failed", "failed"];
+    // Run 4 is an outage: the subject's failure there is not held against it.
+    await history(t, ["passed", "passed", "passed", "failed", "passed", "passed", "passed"], {
+      others: [healthy, healthy, healthy, outage, healthy, healthy, healthy],
+    });
+    expect(await subject(t)).toMatchObject({ total_runs: 6, flip_rate: 0, flakiness_score: 0 });
+  });
+
+  it("looks back over the project's window only", async () => {
+    const t = await createTenant();
+    await env.DB.prepare("UPDATE project_settings SET flakiness_window = 5 WHERE project_id = ?").bind(t.project.id).run();
+    // Alternating long ago, then steady: only the last five count.
+    await history(t, ["passed", "failed", "passed", "failed", "passed", "passed", "passed", "passed", "passed"]);
+    expect(await subject(t)).toMatchObject({ total_runs: 5, flip_rate: 0, flakiness_score: 0, confidence: 1 });
+  });
+
+  it("lists by score, highest first, filtered by min_score, and keeps tenants apart", async () => {
+    const t = await createTenant();
+    for (const [i, outcomes] of ([["passed", "failed", "passed", "failed", "passed"], ["passed", "passed", "passed", "passed", "passed"]] as Outcome[][]).entries()) {
+      for (const [k, status] of outcomes.entries()) {
+        const run = await call("/api/v1/testruns", { method: "POST", key: t.key, body: { project_id: t.project.id, commit_sha: `d${i}${k}`.padEnd(7, "0") } });
+        await call(`/api/v1/testruns/${run.body.id}/results`, { method: "POST", key: t.key, body: { results: [{ title: `t${i}`, status, duration: 1 }] } });
+      }
+    }
+    const all = await call(`/api/v1/projects/${t.project.id}/flakiness`, { key: t.key });
+    expect(all.body.data.map((i: any) => [i.title, i.flakiness_score])).toEqual([
+      ["t0", 1],
+      ["t1", 0],
+    ]);
+    const flaky = await call(`/api/v1/projects/${t.project.id}/flakiness?min_score=0.5`, { key: t.key });
+    expect(flaky.body.data.map((i: any) => i.title)).toEqual(["t0"]);
+    const other = await createTenant();
+    expect((await call(`/api/v1/projects/${t.project.id}/flakiness`, { key: other.key })).status).toBe(404);
+  });
+});
