@@ -21,7 +21,7 @@ const DOCUMENTED = [
   "testcase.quarantined.v1",
   "webhook.ping",
 ];
-const NOT_EMITTED = ["testrun.queued.v1", "testcase.flaky.v1", "testcase.quarantined.v1"];
+const NOT_EMITTED = ["testrun.queued.v1", "testcase.flaky.v1"];
 
 type JsonSchema = Record<string, any>;
 const schemaOf = (type: EventType): JsonSchema => eventPayloadJsonSchema(type);
@@ -178,6 +178,10 @@ describe("the catalog matches what the outbox stores", () => {
       201,
     );
     await patch(`/api/v1/testruns/${full.id}`, { status: "failed" });
+    // Quarantine a failing test and release it again: testcase.quarantined.v1 both ways.
+    const failing = (await call(`/api/v1/testruns/${full.id}/results?status=failed&limit=1`, { key: t.key })).body.data[0].test_case_id;
+    await patch(`/api/v1/testcases/${failing}`, { is_quarantined: true, quarantine_reason: "catalog" });
+    await patch(`/api/v1/testcases/${failing}`, { is_quarantined: false });
 
     // Nothing but the project: every nullable run field null; passed; then reopened and cancelled (a second completion).
     const bare = await post("/api/v1/testruns", { project_id }, 201);
@@ -251,7 +255,7 @@ describe("the catalog matches what the outbox stores", () => {
   it("covers every type emitted today with real rows, and none of the types reserved for later", () => {
     const seen = new Set(rows.map((r) => r.type));
     const expected = EVENT_CATALOG.filter((d) => d.emitted).map((d) => d.type);
-    expect(expected).toHaveLength(9);
+    expect(expected).toHaveLength(10);
     for (const type of expected) expect(seen.has(type), type).toBe(true);
     for (const type of NOT_EMITTED) expect(seen.has(type), type).toBe(false);
   });
@@ -297,7 +301,7 @@ describe("the catalog matches what the outbox stores", () => {
         expect(schema.safeParse(withInner(less)).success, `${row.type} - ${key}`).toBe(false);
       }
     }
-    expect(checked.size).toBe(9);
+    expect(checked.size).toBe(10);
   });
 });
 

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call } from "./helpers/http";
-import { createTenant, type Tenant } from "./helpers/factories";
+import { createKey, createTenant, type Tenant } from "./helpers/factories";
 
 type Outcome = "passed" | "failed" | "flaky" | "skipped";
 
@@ -110,5 +110,56 @@ describe("flakiness scores", () => {
     expect(flaky.body.data.map((i: any) => i.title)).toEqual(["t0"]);
     const other = await createTenant();
     expect((await call(`/api/v1/projects/${t.project.id}/flakiness`, { key: other.key })).status).toBe(404);
+  });
+});
+
+describe("quarantine", () => {
+  it("is set on a test case with who and why, announced once, and keeps its failures from blocking a release", async () => {
+    const t = await createTenant();
+    const release = await call("/api/v1/releases", { method: "POST", key: t.key, body: { project_id: t.project.id, name: "R1", gate: { min_pass_rate: 0.5 } } });
+    const build = await call("/api/v1/builds", { method: "POST", key: t.key, body: { project_id: t.project.id, name: "b1", release_id: release.body.id } });
+    const run = await call("/api/v1/testruns", { method: "POST", key: t.key, body: { project_id: t.project.id, build_id: build.body.id, status: "running" } });
+    const submitted = await call(`/api/v1/testruns/${run.body.id}/results`, {
+      method: "POST",
+      key: t.key,
+      body: { results: [{ title: "ok 1", status: "passed", duration: 1 }, { title: "ok 2", status: "passed", duration: 1 }, { title: "wobbly", status: "failed", duration: 1 }] },
+    });
+    await call(`/api/v1/testruns/${run.body.id}`, { method: "PATCH", key: t.key, body: { status: "failed" } });
+    expect(submitted.status, submitted.text).toBe(201);
+    const wobbly = submitted.body.results.find((r: any) => r.full_title === "wobbly").test_case_id;
+    const before = await call(`/api/v1/releases/${release.body.id}/progress`, { key: t.key });
+    expect(before.body.verdict).toBe("blocked");
+
+    const ci = await createKey(t, { scopes: ["results:submit"] });
+    const quarantined = await call(`/api/v1/testcases/${wobbly}`, { method: "PATCH", key: ci.key, body: { is_quarantined: true, quarantine_reason: "times out on the shared runner" } });
+    expect(quarantined.status, quarantined.text).toBe(200);
+    expect(quarantined.body).toMatchObject({ is_quarantined: true, quarantined_by: ci.id, quarantine_reason: "times out on the shared runner" });
+    expect(quarantined.body.quarantined_at).toBeTruthy();
+    // Again: no second event.
+    await call(`/api/v1/testcases/${wobbly}`, { method: "PATCH", key: ci.key, body: { is_quarantined: true } });
+    const events = await env.DB.prepare("SELECT payload FROM events WHERE type = 'testcase.quarantined.v1' AND subject_id = ?").bind(wobbly).all<{ payload: string }>();
+    expect(events.results).toHaveLength(1);
+    expect(JSON.parse(events.results[0]!.payload)).toMatchObject({ source: "manual", test_case: { test_case_id: wobbly, is_quarantined: true } });
+
+    const after = await call(`/api/v1/releases/${release.body.id}/progress`, { key: t.key });
+    expect(after.body.verdict).toBe("ready");
+    expect(after.body.summary).toMatch(/1 failing test case is quarantined/);
+    expect(after.body.failing_test_cases).toEqual([expect.objectContaining({ test_case_id: wobbly, quarantined: true })]);
+
+    const released = await call(`/api/v1/testcases/${wobbly}`, { method: "PATCH", key: t.key, body: { is_quarantined: false } });
+    expect(released.body).toMatchObject({ is_quarantined: false, quarantined_by: null, quarantine_reason: null });
+    expect((await call(`/api/v1/releases/${release.body.id}/progress`, { key: t.key })).body.verdict).toBe("blocked");
+    const all = await env.DB.prepare("SELECT count(*) AS n FROM events WHERE type = 'testcase.quarantined.v1' AND subject_id = ?").bind(wobbly).first<{ n: number }>();
+    expect(all!.n).toBe(2);
+  });
+
+  it("answers 404 for another tenant's test case and changes nothing", async () => {
+    const a = await createTenant();
+    const b = await createTenant();
+    const run = await call("/api/v1/testruns", { method: "POST", key: b.key, body: { project_id: b.project.id } });
+    const sub = await call(`/api/v1/testruns/${run.body.id}/results`, { method: "POST", key: b.key, body: { results: [{ title: "x", status: "failed", duration: 1 }] } });
+    const tc = sub.body.results[0].test_case_id;
+    expect((await call(`/api/v1/testcases/${tc}`, { method: "PATCH", key: a.key, body: { is_quarantined: true } })).status).toBe(404);
+    expect((await call(`/api/v1/testcases/${tc}`, { key: b.key })).body.is_quarantined).toBe(false);
   });
 });

@@ -202,7 +202,7 @@ const definitions: { [T in EventType]: { description: string; emitted: boolean }
   },
   "testcase.quarantined.v1": {
     description: "A test case entered or left quarantine, set by a client or by the project's auto-quarantine.",
-    emitted: false,
+    emitted: true,
   },
   "webhook.ping": {
     description: "A test delivery sent by POST /webhooks/{id}/ping, to check an endpoint receives and verifies deliveries.",

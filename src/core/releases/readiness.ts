@@ -31,6 +31,7 @@ export interface ReasonFigures {
   margin?: number;
   unfinishedRuns?: number;
   flakyTestCases?: number;
+  quarantinedFailures?: number;
 }
 
 export interface ReadinessReason {
@@ -108,11 +109,10 @@ const EPSILON = 1e-9;
 const UNFINISHED_RUN_STATUSES: readonly RunStatus[] = ["queued", "running"];
 
 /**
- * Whether a test case is quarantined: its failures are still listed, but they do not block the
- * release. Quarantine arrives with flakiness (#8); until then no test case is, and this fragment
- * (evaluated over `outcomes`, which has `test_case_id`) is the one place that changes.
+ * Whether a test case is quarantined (evaluated over `outcomes`, which has `test_case_id`): its
+ * failures are still listed, but they do not block the release.
  */
-const QUARANTINED = sql`0`;
+const QUARANTINED = sql`coalesce((SELECT tc.is_quarantined FROM test_cases tc WHERE tc.id = test_case_id), 0)`;
 
 /**
  * `outcomes`: one row per test case executed in the build, its latest result (highest
@@ -237,6 +237,7 @@ export async function releaseProgress(ctx: CoreContext, releaseId: string, input
     runStatuses: runs.map((r) => r.status),
     testCases: totals.test_cases,
     blockingFailures: totals.blocking_failures,
+    quarantinedFailures: totals.failed - totals.blocking_failures,
     flaky: totals.flaky,
     passRate,
     gate: release.gate,
@@ -276,6 +277,8 @@ export interface ReadinessFacts {
   testCases: number;
   /** Failing test cases that are not quarantined. */
   blockingFailures: number;
+  /** Failing test cases that are quarantined: listed, never blocking. */
+  quarantinedFailures?: number;
   flaky: number;
   passRate: number | null;
   gate: Gate;
@@ -316,8 +319,10 @@ export function judgeReadiness(facts: ReadinessFacts): { verdict: Verdict; reaso
       blocked.push({
         rule: "no_failures",
         verdict: "blocked",
-        message: `${plural(facts.blockingFailures, "test case fails", "test cases fail")}.`,
-        figures: { failingTestCases: facts.blockingFailures },
+        message:
+          `${plural(facts.blockingFailures, "test case fails", "test cases fail")}.` +
+          (facts.quarantinedFailures ? ` ${plural(facts.quarantinedFailures, "quarantined failure is", "quarantined failures are")} not counted.` : ""),
+        figures: { failingTestCases: facts.blockingFailures, ...(facts.quarantinedFailures ? { quarantinedFailures: facts.quarantinedFailures } : {}) },
       });
     }
     if (passRate === null) {
@@ -372,6 +377,9 @@ export function judgeReadiness(facts: ReadinessFacts): { verdict: Verdict; reaso
     `${plural(facts.testCases, "test case", "test cases")} in ${plural(facts.runStatuses.length, "finished run", "finished runs")}.`;
   if (facts.blockingFailures > 0) {
     summary += ` ${plural(facts.blockingFailures, "failing test case does", "failing test cases do")} not block it: block_on_failures is off.`;
+  }
+  if (facts.quarantinedFailures) {
+    summary += ` ${plural(facts.quarantinedFailures, "failing test case is", "failing test cases are")} quarantined and not counted against it.`;
   }
   return { verdict: "ready", reasons: [], summary };
 }

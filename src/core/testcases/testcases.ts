@@ -18,6 +18,12 @@ export interface TestCase {
   lineNumber: number | null;
   description: string | null;
   tags: string[];
+  flakinessScore: number | null;
+  isQuarantined: boolean;
+  quarantinedAt: string | null;
+  /** The key that quarantined it. */
+  quarantinedBy: string | null;
+  quarantineReason: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -34,6 +40,11 @@ export function toTestCase(row: TestCaseRow): TestCase {
     lineNumber: row.lineNumber,
     description: row.description,
     tags: row.tags,
+    flakinessScore: row.flakinessScore,
+    isQuarantined: row.isQuarantined,
+    quarantinedAt: row.quarantinedAt,
+    quarantinedBy: row.quarantinedBy,
+    quarantineReason: row.quarantineReason,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };

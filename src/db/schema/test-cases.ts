@@ -35,6 +35,13 @@ export const testCases = sqliteTable(
     passOnRetry: integer("pass_on_retry").notNull().default(0),
     flakinessConfidence: real("flakiness_confidence"),
     flakinessUpdatedAt: text("flakiness_updated_at"),
+    /** When the last execution counted as flaky (retried into a pass, or on a conflicting commit) ran. */
+    lastFlakyAt: text("last_flaky_at"),
+    // Quarantine: its failures no longer block a release. Who set it (a key id, or "auto") and why.
+    isQuarantined: integer("is_quarantined", { mode: "boolean" }).notNull().default(false),
+    quarantinedAt: text("quarantined_at"),
+    quarantinedBy: text("quarantined_by"),
+    quarantineReason: text("quarantine_reason"),
     createdAt: text("created_at").notNull(),
     updatedAt: text("updated_at").notNull(),
   },

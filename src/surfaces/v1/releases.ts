@@ -141,6 +141,7 @@ const ReasonSchema = z
     margin: z.number().optional().openapi({ description: `pass_rate_margin: ${PASS_RATE_MARGIN}.` }),
     unfinished_runs: z.number().int().optional(),
     flaky_test_cases: z.number().int().optional(),
+    quarantined_failures: z.number().int().optional().openapi({ description: "no_failures: failing test cases left out because they are quarantined." }),
   })
   .openapi("ReadinessReason", { description: "A rule that objects, with the numbers it looked at." });
 
@@ -152,6 +153,7 @@ const FIGURE_NAMES: Record<keyof ReasonFigures, string> = {
   margin: "margin",
   unfinishedRuns: "unfinished_runs",
   flakyTestCases: "flaky_test_cases",
+  quarantinedFailures: "quarantined_failures",
 };
 
 function reasonOut(r: ReadinessReason) {
@@ -334,7 +336,7 @@ const progressRoute = defineRoute({ scope: "builds:read" }, {
     "Judges the release's latest build (or `build_id`, which must belong to the release) on the runs reporting that build. " +
     "Blocked: no build, no runs, failing test cases (when block_on_failures), a pass rate below min_pass_rate. " +
     `At risk: runs still queued or running, flaky test cases, a pass rate less than ${PASS_RATE_MARGIN * 100} percentage points above the minimum. ` +
-    "`totals.untested` needs test plans and is null for now; no test case is quarantined yet.",
+    "`totals.untested` needs test plans and is null for now. Failures of quarantined test cases are listed but never block.",
   request: { params: IdParam, query: ProgressQuery },
   responses: { 200: jsonResponse(ReleaseProgressSchema, "Readiness."), ...nativeErrors(400, 401, 403, 404) },
 });

@@ -373,6 +373,11 @@ export const TestCaseSchema = z
     line_number: z.number().int().nullable(),
     description: z.string().nullable(),
     tags: z.array(z.string()),
+    flakiness_score: z.number().nullable().openapi({ description: "See GET /projects/{id}/flakiness for its parts." }),
+    is_quarantined: z.boolean().openapi({ description: "Its failures do not block a release." }),
+    quarantined_at: Timestamp.nullable(),
+    quarantined_by: z.string().nullable().openapi({ description: "The API key that quarantined it." }),
+    quarantine_reason: z.string().nullable(),
     created_at: Timestamp,
     updated_at: Timestamp,
   })
@@ -390,6 +395,11 @@ export function testCaseOut(t: TestCase) {
     line_number: t.lineNumber,
     description: t.description,
     tags: t.tags,
+    flakiness_score: t.flakinessScore,
+    is_quarantined: t.isQuarantined,
+    quarantined_at: t.quarantinedAt,
+    quarantined_by: t.quarantinedBy,
+    quarantine_reason: t.quarantineReason,
     created_at: t.createdAt,
     updated_at: t.updatedAt,
   };
@@ -422,6 +432,8 @@ export const UpdateTestCaseBody = z
     title: ResultFieldLimits.title.optional(),
     description: Text(DESCRIPTION_MAX_LENGTH).nullable().optional(),
     tags: TagList.optional(),
+    is_quarantined: z.boolean().optional().openapi({ description: "Quarantine it (its failures stop blocking releases) or take it out; recorded with the key." }),
+    quarantine_reason: Text(DESCRIPTION_MAX_LENGTH).nullable().optional().openapi({ description: "Why, kept with the quarantine." }),
   })
   .openapi("UpdateTestCase");
 

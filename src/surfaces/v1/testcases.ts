@@ -1,4 +1,5 @@
 import { testCaseHistory } from "../../core/results/results";
+import { setQuarantine } from "../../core/flakiness/quarantine";
 import { getTestCase, listTestCases, updateTestCase, upsertTestCases } from "../../core/testcases/testcases";
 import { NativePageQuery, nativeList, nativeListSchema, pageOf } from "../../http/pagination";
 import { defineRoute } from "../../http/routes";
@@ -105,7 +106,11 @@ export const testCaseRoutes = surfaceApp()
   })
   .openapi(getRoute, async (c) => c.json(testCaseOut(await getTestCase(coreContext(c), c.req.valid("param").id)), 200))
   .openapi(updateRoute, async (c) => {
-    const t = await updateTestCase(coreContext(c), c.req.valid("param").id, c.req.valid("json"));
-    return c.json(testCaseOut(t), 200);
+    const { is_quarantined, quarantine_reason, ...fields } = c.req.valid("json");
+    const ctx = coreContext(c);
+    const id = c.req.valid("param").id;
+    if (is_quarantined !== undefined) await setQuarantine(ctx, id, { quarantined: is_quarantined, reason: quarantine_reason });
+    // The update answers the row as it stands, quarantine included.
+    return c.json(testCaseOut(await updateTestCase(ctx, id, fields)), 200);
   })
   .openapi(historyRoute, async (c) => c.json(historyOut(await testCaseHistory(coreContext(c), c.req.valid("param").id)), 200));
