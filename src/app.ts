@@ -64,6 +64,7 @@ export function createApp() {
       { name: "reporting: tests", description: "Reporting surface (/api, reference 003): a test is one result." },
       { name: "reporting: test suites", description: "Reporting surface (/api, reference 003)." },
       { name: "reporting: webhooks", description: "Reporting surface (/api, reference 003)." },
+      { name: "reporting: flakiness", description: "Reporting surface (/api, reference 003): flakiness scores and quarantine." },
     ],
   }));
   app.get("/docs", swaggerUI({ url: "/openapi.json", title: "Greenlight API explorer" }));

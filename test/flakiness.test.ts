@@ -163,3 +163,39 @@ describe("quarantine", () => {
     expect((await call(`/api/v1/testcases/${tc}`, { key: b.key })).body.is_quarantined).toBe(false);
   });
 });
+
+describe("the reporting surface's flakiness (reference 003)", () => {
+  it("lists tests by score with the summary, and quarantines by test id", async () => {
+    const t = await createTenant();
+    await history(t, ["passed", "failed", "passed", "failed", "passed", "flaky"]);
+    const listed = await call(`/api/flakiness?projectId=${t.project.id}&minScore=0.3`, { key: t.key });
+    expect(listed.status, listed.text).toBe(200);
+    expect(listed.body.data).toHaveLength(1);
+    const [item] = listed.body.data;
+    expect(Object.keys(item).sort()).toEqual(
+      ["confidence", "filePath", "flakinessScore", "flakyRuns", "flipRate", "isQuarantined", "lastFlakyAt", "passOnRetry", "sameCommitConflicts", "testId", "testTitle", "totalRuns"].sort(),
+    );
+    // Four flips in five steps, one pass on retry in six: 1 − (5/6)(1 − 0.8).
+    expect(item).toMatchObject({ testTitle: "subject", filePath: "a.spec.ts", totalRuns: 6, flakyRuns: 1, passOnRetry: 1, flipRate: 0.8, isQuarantined: false, flakinessScore: 0.8333 });
+    expect(item.lastFlakyAt).toBeTruthy();
+    expect(listed.body.summary).toEqual({ totalFlakyTests: 1, quarantinedTests: 0, averageFlakinessScore: 0.8333 });
+
+    // The body of reference 003; the test id may also be a result of the test (the surface's "test").
+    const quarantined = await call("/api/flakiness", { method: "POST", key: t.key, body: { testId: item.testId, projectId: t.project.id, isQuarantined: true } });
+    expect(quarantined.status, quarantined.text).toBe(200);
+    expect(Object.keys(quarantined.body).sort()).toEqual(["isQuarantined", "testId", "updatedAt"]);
+    expect(quarantined.body).toMatchObject({ testId: item.testId, isQuarantined: true });
+    const only = await call(`/api/flakiness?projectId=${t.project.id}&quarantined=true`, { key: t.key });
+    expect(only.body.data.map((i: any) => i.testId)).toEqual([item.testId]);
+    expect(only.body.summary.quarantinedTests).toBe(1);
+    const none = await call(`/api/flakiness?projectId=${t.project.id}&quarantined=false`, { key: t.key });
+    expect(none.body.data).toHaveLength(0);
+
+    const other = await createTenant();
+    expect((await call("/api/flakiness", { method: "POST", key: other.key, body: { testId: item.testId, projectId: t.project.id, isQuarantined: false } })).status).toBe(404);
+    expect((await call(`/api/flakiness?projectId=${t.project.id}`, { key: other.key })).status).toBe(404);
+    const bad = await call("/api/flakiness", { method: "POST", key: t.key, body: { testId: item.testId, projectId: t.project.id } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("VALIDATION_ERROR");
+  });
+});

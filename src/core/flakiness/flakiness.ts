@@ -21,6 +21,7 @@ export interface Execution {
   status: "passed" | "failed" | "flaky";
   isFlaky: boolean;
   commitSha: string | null;
+  at?: string;
 }
 
 export interface Flakiness {
@@ -32,6 +33,8 @@ export interface Flakiness {
   sameCommitConflicts: number;
   passOnRetry: number;
   confidence: number;
+  /** When the last execution counted in flakyRuns ran. */
+  lastFlakyAt: string | null;
 }
 
 export const DEFAULT_WINDOW = 30;
@@ -60,7 +63,9 @@ export function scoreExecutions(executions: Execution[], options: { window: numb
   }
   const conflictingCommits = new Set([...byCommit].filter(([, s]) => s.pass && s.fail).map(([sha]) => sha));
   const onConflict = (e: Execution) => e.commitSha !== null && conflictingCommits.has(e.commitSha);
-  const flakyRuns = executions.filter((e) => retried(e) || onConflict(e)).length;
+  const flaky = executions.filter((e) => retried(e) || onConflict(e));
+  const flakyRuns = flaky.length;
+  const lastFlakyAt = flaky.reduce<string | null>((latest, e) => (e.at && (!latest || e.at > latest) ? e.at : latest), null);
   const flipRate = n > 1 ? flips / (n - 1) : null;
   const score =
     n < options.minSamples || n === 0
@@ -74,6 +79,7 @@ export function scoreExecutions(executions: Execution[], options: { window: numb
     sameCommitConflicts: conflictingCommits.size,
     passOnRetry,
     confidence: round(Math.min(1, n / options.window)),
+    lastFlakyAt,
   };
 }
 
@@ -108,8 +114,8 @@ export async function refreshFlakiness(
   const ids = [...new Set(testCaseIds)];
   for (let i = 0; i < ids.length; i += 1000) {
     const page = ids.slice(i, i + 1000);
-    const rows = await db.all<{ tc: string; status: Execution["status"]; is_flaky: number; commit_sha: string | null }>(
-      sql`SELECT j.value AS tc, x.status, x.is_flaky, tr.commit_sha
+    const rows = await db.all<{ tc: string; status: Execution["status"]; is_flaky: number; commit_sha: string | null; created_at: string }>(
+      sql`SELECT j.value AS tc, x.status, x.is_flaky, tr.commit_sha, x.created_at
         FROM json_each(${JSON.stringify(page)}) j
         CROSS JOIN results x ON x.number IN (
           SELECT r.number FROM results r JOIN test_runs t ON t.id = r.run_id
@@ -122,13 +128,14 @@ export async function refreshFlakiness(
         ORDER BY j.value, x.created_at, x.number`,
     );
     const byCase = new Map<string, Execution[]>(page.map((id) => [id, []]));
-    for (const row of rows) byCase.get(row.tc)?.push({ status: row.status, isFlaky: row.is_flaky === 1, commitSha: row.commit_sha });
+    for (const row of rows) byCase.get(row.tc)?.push({ status: row.status, isFlaky: row.is_flaky === 1, commitSha: row.commit_sha, at: row.created_at });
     const scored = [...byCase].map(([id, executions]) => ({ id, ...scoreExecutions(executions, settings) }));
     for (const chunk of jsonChunks(scored)) {
       const f = (name: string) => sql.raw(`json_extract(j.value, '$.${name}')`);
       await db.run(sql`UPDATE test_cases SET flakiness_score = ${f("score")}, total_runs = ${f("totalRuns")},
           flaky_runs = ${f("flakyRuns")}, flip_rate = ${f("flipRate")}, same_commit_conflicts = ${f("sameCommitConflicts")},
-          pass_on_retry = ${f("passOnRetry")}, flakiness_confidence = ${f("confidence")}, flakiness_updated_at = ${now}
+          pass_on_retry = ${f("passOnRetry")}, flakiness_confidence = ${f("confidence")}, last_flaky_at = ${f("lastFlakyAt")},
+          flakiness_updated_at = ${now}
         FROM json_each(${chunk}) j
         WHERE test_cases.id = ${f("id")} AND test_cases.project_id = ${projectId}`);
     }
@@ -145,5 +152,14 @@ export interface FlakinessItem extends Flakiness {
   filePath: string | null;
   /** flaky at or above the project's flakiness threshold; insufficient_data below the minimum sample. */
   status: FlakinessStatus;
+  isQuarantined: boolean;
   updatedAt: string | null;
+}
+
+export interface FlakinessSummary {
+  /** Test cases at or above the project's flakiness threshold. */
+  flakyTests: number;
+  quarantinedTests: number;
+  /** Over the test cases that have a score; null when none has. */
+  averageScore: number | null;
 }

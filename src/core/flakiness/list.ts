@@ -3,7 +3,7 @@ import { projectSettings, testCases } from "../../db/schema";
 import { type CoreContext, requireScope } from "../context";
 import type { PageRequest, Paged } from "../pagination";
 import { assertProjectVisible } from "../projects/projects";
-import type { FlakinessItem, FlakinessStatus } from "./flakiness";
+import type { FlakinessItem, FlakinessStatus, FlakinessSummary } from "./flakiness";
 
 const DEFAULT_THRESHOLD = 0.3;
 
@@ -15,16 +15,27 @@ const DEFAULT_THRESHOLD = 0.3;
 export async function listFlakiness(
   ctx: CoreContext,
   projectId: string,
-  input: { page: PageRequest; minScore?: number; includeInsufficient?: boolean },
-): Promise<Paged<FlakinessItem>> {
+  input: { page: PageRequest; minScore?: number; includeInsufficient?: boolean; quarantined?: boolean },
+): Promise<Paged<FlakinessItem> & { summary: FlakinessSummary }> {
   requireScope(ctx.principal, "results:read");
   await assertProjectVisible(ctx, projectId);
   const conditions = [eq(testCases.projectId, projectId), eq(testCases.organizationId, ctx.principal.organizationId)];
   if (input.minScore !== undefined && input.minScore > 0) conditions.push(gte(testCases.flakinessScore, input.minScore));
   else if (!input.includeInsufficient) conditions.push(isNotNull(testCases.flakinessScore));
+  if (input.quarantined !== undefined) conditions.push(eq(testCases.isQuarantined, input.quarantined));
   const where = and(...conditions)!;
-  const [settings, totalRows, rows] = await ctx.db.batch([
+  const thresholdSql = sql`coalesce((SELECT s.flakiness_threshold FROM project_settings s WHERE s.project_id = ${projectId}), ${DEFAULT_THRESHOLD})`;
+  const [settings, summaryRows, totalRows, rows] = await ctx.db.batch([
     ctx.db.select({ threshold: projectSettings.flakinessThreshold }).from(projectSettings).where(eq(projectSettings.projectId, projectId)),
+    // Over the whole project, whatever the filters: counts from the (project_id, flakiness_score) index.
+    ctx.db
+      .select({
+        flaky: sql<number>`coalesce(sum(${testCases.flakinessScore} >= ${thresholdSql}), 0)`,
+        quarantined: sql<number>`coalesce(sum(${testCases.isQuarantined}), 0)`,
+        average: sql<number | null>`avg(${testCases.flakinessScore})`,
+      })
+      .from(testCases)
+      .where(and(eq(testCases.projectId, projectId), eq(testCases.organizationId, ctx.principal.organizationId))),
     ctx.db.select({ total: sql<number>`count(*)` }).from(testCases).where(where),
     ctx.db
       .select()
@@ -50,9 +61,16 @@ export async function listFlakiness(
       sameCommitConflicts: r.sameCommitConflicts,
       passOnRetry: r.passOnRetry,
       confidence: r.flakinessConfidence ?? 0,
+      lastFlakyAt: r.lastFlakyAt,
+      isQuarantined: r.isQuarantined,
       updatedAt: r.flakinessUpdatedAt,
     })),
     total: totalRows[0]?.total ?? 0,
     ...input.page,
+    summary: {
+      flakyTests: summaryRows[0]?.flaky ?? 0,
+      quarantinedTests: summaryRows[0]?.quarantined ?? 0,
+      averageScore: summaryRows[0]?.average === null || summaryRows[0]?.average === undefined ? null : Math.round(summaryRows[0].average * 10_000) / 10_000,
+    },
   };
 }

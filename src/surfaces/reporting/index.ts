@@ -1,5 +1,6 @@
 import { surfaceApp } from "../shared";
 import { reportingApiKeyRoutes } from "./api-keys";
+import { reportingFlakinessRoutes } from "./flakiness";
 import { reportingProjectRoutes } from "./projects";
 import { reportingRunRoutes } from "./runs";
 import { reportingTeamRoutes } from "./teams";
@@ -17,5 +18,6 @@ export function reportingSurface() {
   app.route("/", reportingTestRoutes);
   app.route("/", reportingTestSuiteRoutes);
   app.route("/", reportingWebhookRoutes);
+  app.route("/", reportingFlakinessRoutes);
   return app;
 }

@@ -21,6 +21,8 @@ const FlakinessItemSchema = z
     same_commit_conflicts: z.number().int(),
     pass_on_retry: z.number().int(),
     confidence: z.number(),
+    last_flaky_at: Timestamp.nullable(),
+    is_quarantined: z.boolean(),
     updated_at: Timestamp.nullable(),
   })
   .openapi("FlakinessItem");
@@ -39,6 +41,8 @@ function itemOut(i: FlakinessItem): z.infer<typeof FlakinessItemSchema> {
     same_commit_conflicts: i.sameCommitConflicts,
     pass_on_retry: i.passOnRetry,
     confidence: i.confidence,
+    last_flaky_at: i.lastFlakyAt,
+    is_quarantined: i.isQuarantined,
     updated_at: i.updatedAt,
   };
 }
@@ -53,6 +57,7 @@ const listRoute = defineRoute({ scope: "results:read" }, {
     params: IdParam,
     query: NativePageQuery.extend({
       min_score: z.coerce.number().min(0).max(1).optional(),
+      quarantined: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
       include_insufficient: z
         .enum(["true", "false"])
         .transform((v) => v === "true")
@@ -68,6 +73,7 @@ export const flakinessRoutes = surfaceApp().openapi(listRoute, async (c) => {
   const page = await listFlakiness(coreContext(c), c.req.valid("param").id, {
     page: pageOf(q),
     minScore: q.min_score,
+    quarantined: q.quarantined,
     includeInsufficient: q.include_insufficient,
   });
   return c.json(nativeList(page, itemOut), 200);
