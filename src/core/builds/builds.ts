@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, isNull, or, sql, type SQL } from "drizzle-orm";
+import { tenantScope } from "../tenancy";
 import { batchAll } from "../../db/batch";
 import { builds, projects, releases, type BuildRow } from "../../db/schema";
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
@@ -49,9 +50,7 @@ function isQueued(row: Pick<BuildRow, "releaseId" | "status">): boolean {
 }
 
 export function visibleBuilds(principal: Principal): SQL {
-  const conditions = [eq(builds.organizationId, principal.organizationId)];
-  if (principal.projectId) conditions.push(eq(builds.projectId, principal.projectId));
-  return and(...conditions)!;
+  return tenantScope(principal, { organizationId: builds.organizationId, projectId: builds.projectId });
 }
 
 function queueOf(ctx: CoreContext, projectId: string) {

@@ -4,6 +4,9 @@ import { results, testCases } from "../../db/schema";
 import { SQL_ID_TAIL, sqlIdHead } from "../../lib/ids";
 import { type CoreContext, nowIso, requireScope } from "../context";
 import { NotFound } from "../errors";
+import { tenantScope } from "../tenancy";
+
+const visibleCases = (ctx: CoreContext) => tenantScope(ctx.principal, { organizationId: testCases.organizationId, projectId: testCases.projectId });
 
 export const TESTCASE_QUARANTINED_EVENT = "testcase.quarantined.v1";
 
@@ -28,8 +31,7 @@ export interface QuarantineState {
  * result id, which stands for its test case. Tenant-scoped like every read.
  */
 export async function resolveTestCaseId(ctx: CoreContext, id: string, projectId?: string): Promise<string> {
-  const tenant = [eq(testCases.organizationId, ctx.principal.organizationId)];
-  if (ctx.principal.projectId) tenant.push(eq(testCases.projectId, ctx.principal.projectId));
+  const tenant = [visibleCases(ctx)];
   if (projectId !== undefined) tenant.push(eq(testCases.projectId, projectId));
   if (id.startsWith("res_")) {
     const row = await ctx.db
@@ -58,8 +60,7 @@ export async function setQuarantine(
 ): Promise<QuarantineState> {
   requireScope(ctx.principal, "results:submit");
   const now = nowIso(ctx.clock);
-  const tenant = [eq(testCases.id, testCaseId), eq(testCases.organizationId, ctx.principal.organizationId)];
-  if (ctx.principal.projectId) tenant.push(eq(testCases.projectId, ctx.principal.projectId));
+  const tenant = [eq(testCases.id, testCaseId), visibleCases(ctx)];
   const flag = input.quarantined ? 1 : 0;
   const [, updated] = await batchAll(ctx.db, [
     // Only a real change is announced: the event is written before the row changes, if it will.

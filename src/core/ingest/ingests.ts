@@ -1,4 +1,5 @@
 import { and, asc, eq, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { tenantScope } from "../tenancy";
 import { batchAll } from "../../db/batch";
 import { ingestParts, ingests, type IngestPartRow, type IngestRow } from "../../db/schema";
 import { INGEST_FORMATS, type IngestFormat, type ReportMetadata } from "../../ingest";
@@ -58,9 +59,7 @@ export interface Ingest {
 }
 
 function visibleIngests(principal: Principal): SQL {
-  const conditions = [eq(ingests.organizationId, principal.organizationId)];
-  if (principal.projectId) conditions.push(eq(ingests.projectId, principal.projectId));
-  return and(...conditions)!;
+  return tenantScope(principal, { organizationId: ingests.organizationId, projectId: ingests.projectId });
 }
 
 function toIngest(row: IngestRow, parts: IngestPartRow[] | null): Ingest {

@@ -1,4 +1,5 @@
 import { and, desc, eq, sql, type SQL } from "drizzle-orm";
+import { tenantScope } from "../tenancy";
 import { batchAll, type Statement } from "../../db/batch";
 import { releases, type ReleaseGate, type ReleaseRow } from "../../db/schema";
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
@@ -88,9 +89,7 @@ function storedGatePatch(input: GateInput): Record<string, number | boolean | nu
 
 /** The SQL condition limiting releases to what the principal may see. */
 export function visibleReleases(principal: Principal): SQL {
-  const conditions = [eq(releases.organizationId, principal.organizationId)];
-  if (principal.projectId) conditions.push(eq(releases.projectId, principal.projectId));
-  return and(...conditions)!;
+  return tenantScope(principal, { organizationId: releases.organizationId, projectId: releases.projectId });
 }
 
 /**

@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, sql, type SQL } from "drizzle-orm";
+import { tenantScope } from "../tenancy";
 import { batchAll } from "../../db/batch";
 import { projectSettings, results, testRuns, type ResultRow } from "../../db/schema";
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
@@ -449,9 +450,7 @@ function toSummary(row: Pick<ResultRow, keyof typeof summaryColumns>): ResultSum
 
 /** Results of runs the principal may see (a run being deleted hides its results at once). */
 function visibleResults(ctx: CoreContext): SQL {
-  const conditions = [eq(results.organizationId, ctx.principal.organizationId)];
-  if (ctx.principal.projectId) conditions.push(eq(results.projectId, ctx.principal.projectId));
-  return and(...conditions)!;
+  return tenantScope(ctx.principal, { organizationId: results.organizationId, projectId: results.projectId });
 }
 
 const visibleRunJoin = (ctx: CoreContext) => and(eq(testRuns.id, results.runId), visibleRuns(ctx.principal))!;

@@ -1,4 +1,5 @@
 import { and, asc, eq, like, sql, type SQL } from "drizzle-orm";
+import { tenantScope } from "../tenancy";
 import { batchAll } from "../../db/batch";
 import { testCases, type TestCaseRow } from "../../db/schema";
 import { newId } from "../../lib/ids";
@@ -140,9 +141,7 @@ export function jsonChunks(rows: unknown[], maxBytes = 900_000): string[] {
 }
 
 function visibleTestCases(ctx: CoreContext): SQL {
-  const conditions = [eq(testCases.organizationId, ctx.principal.organizationId)];
-  if (ctx.principal.projectId) conditions.push(eq(testCases.projectId, ctx.principal.projectId));
-  return and(...conditions)!;
+  return tenantScope(ctx.principal, { organizationId: testCases.organizationId, projectId: testCases.projectId });
 }
 
 export interface ListTestCasesInput {

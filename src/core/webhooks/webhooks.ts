@@ -1,4 +1,5 @@
 import { and, count, desc, eq, isNull, or, sql, type SQL } from "drizzle-orm";
+import { tenantScope } from "../tenancy";
 import { organizations, webhooks, type WebhookRow } from "../../db/schema";
 import type { Env } from "../../env";
 import { newId } from "../../lib/ids";
@@ -69,10 +70,8 @@ export function deploymentSecret(env: Pick<Env, "URL_SIGNING_SECRET">): string {
 }
 
 export function visibleWebhooks(principal: Principal): SQL {
-  const conditions = [eq(webhooks.organizationId, principal.organizationId)];
   // A project-restricted key sees its project's subscriptions, not the organization's.
-  if (principal.projectId) conditions.push(eq(webhooks.projectId, principal.projectId));
-  return and(...conditions)!;
+  return tenantScope(principal, { organizationId: webhooks.organizationId, projectId: webhooks.projectId });
 }
 
 export function toWebhook(row: WebhookRow): Webhook {
