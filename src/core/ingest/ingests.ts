@@ -8,7 +8,17 @@ import { type CoreContext, type Principal, nowIso, requireScope } from "../conte
 import { Conflict, Invalid, NotFound, TooLarge } from "../errors";
 import { deleteRun, readVisibleRun, resolveProject } from "../runs/runs";
 import { deleteR2Prefix } from "../storage/r2";
-import { type IngestTarget, SYNC_INGEST_MAX_BYTES, parseHead, reportFormat, runForReport } from "./ingest";
+import {
+  type IngestOutcome,
+  type IngestTarget,
+  SYNC_INGEST_MAX_BYTES,
+  SYNC_INGEST_MAX_RESULTS,
+  ingestParsedReport,
+  parseHead,
+  parseWhole,
+  reportFormat,
+  runForReport,
+} from "./ingest";
 import { type StoredSource, deleteSegments, ingestObjectPrefix, partPrefix, readSegments, storeSegments } from "./source";
 
 /** The most one request may carry (the platform's request body limit on most plans). */
@@ -232,6 +242,23 @@ export async function startStagedIngest(ctx: CoreContext, staged: StagedReport, 
   }
   await enqueue(ctx, staged.ingestId);
   return getIngest(ctx, staged.ingestId);
+}
+
+/**
+ * A report small enough to hold (at most SYNC_INGEST_MAX_BYTES), whole: parsed, then ingested in
+ * the request, or, when it holds more than SYNC_INGEST_MAX_RESULTS results, staged and queued
+ * like a large one (parsed only once more, by the consumer).
+ */
+export async function ingestHeldReport(
+  ctx: CoreContext,
+  input: { bytes: Uint8Array; contentType: string | null; format?: string; target: IngestTarget },
+): Promise<{ kind: "ingested"; outcome: IngestOutcome } | { kind: "accepted"; ingest: Ingest }> {
+  requireScope(ctx.principal, "results:submit");
+  const text = new TextDecoder().decode(input.bytes);
+  const parsed = parseWhole(reportFormat(input.contentType, text, input.format), text);
+  if (parsed.results.length <= SYNC_INGEST_MAX_RESULTS) return { kind: "ingested", outcome: await ingestParsedReport(ctx, parsed, input.target) };
+  const staged = await stageReport(ctx, { head: [input.bytes], headText: text, rest: null, contentType: input.contentType, target: input.target, parsed });
+  return { kind: "accepted", ingest: await startStagedIngest(ctx, staged, input.target) };
 }
 
 export interface OpenUploadInput {

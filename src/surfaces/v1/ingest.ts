@@ -4,9 +4,6 @@ import { TooLarge } from "../../core/errors";
 import {
   SYNC_INGEST_MAX_BYTES,
   SYNC_INGEST_MAX_RESULTS,
-  ingestParsedReport,
-  parseWhole,
-  reportFormat,
   type IngestTarget,
 } from "../../core/ingest/ingest";
 import {
@@ -19,12 +16,12 @@ import {
   completeUpload,
   discardStaged,
   getIngest,
+  ingestHeldReport,
   openUpload,
   putUploadPart,
   stageReport,
   startStagedIngest,
   type Ingest,
-  type StagedReport,
 } from "../../core/ingest/ingests";
 import { concatBytes, readHead } from "../../core/ingest/source";
 import { RUN_LIMITS } from "../../core/limits";
@@ -288,8 +285,7 @@ function requestFingerprint(c: Context<AppEnv>, bodySha256: string): string {
   return JSON.stringify({ query: new URL(c.req.url).search, headers: greenlight, type: c.req.header("content-type") ?? null, body: bodySha256 });
 }
 
-async function accepted(c: Context<AppEnv>, staged: StagedReport, target: IngestTarget): Promise<Response> {
-  const ingest = await startStagedIngest(coreContext(c), staged, target);
+function acceptedOut(c: Context<AppEnv>, ingest: Ingest): Response {
   return c.json({ ingest_id: ingest.id, ...ingestOut(ingest) }, 202, { Location: `/api/v1/ingests/${ingest.id}` });
 }
 
@@ -327,13 +323,9 @@ export const ingestRoutes = surfaceApp()
       const bytes = concatBytes(head.chunks, head.bytes);
       const claim = await claimRequest(c, requestFingerprint(c, await sha256Hex(bytes)));
       return underClaim(claim, async () => {
-        const reportText = new TextDecoder().decode(bytes);
-        const parsed = parseWhole(reportFormat(contentType, reportText, format), reportText);
-        if (parsed.results.length > SYNC_INGEST_MAX_RESULTS) {
-          const staged = await stageReport(ctx, { head: [bytes], headText: reportText, rest: null, contentType, target, parsed });
-          return accepted(c, staged, target);
-        }
-        const outcome = await ingestParsedReport(ctx, parsed, target);
+        const held = await ingestHeldReport(ctx, { bytes, contentType, format, target });
+        if (held.kind === "accepted") return acceptedOut(c, held.ingest);
+        const outcome = held.outcome;
         return c.json(
           {
             run_id: outcome.run.id,
@@ -367,7 +359,7 @@ export const ingestRoutes = surfaceApp()
       throw err;
     }
     if (claim?.kind === "replay") await discardStaged(ctx, staged);
-    return underClaim(claim, () => accepted(c, staged, target));
+    return underClaim(claim, async () => acceptedOut(c, await startStagedIngest(ctx, staged, target)));
   })
   .openapi(openRoute, async (c) => {
     const { format, content_type, ...fields } = c.req.valid("json");
