@@ -227,8 +227,13 @@ export async function attemptDelivery(env: Env, deliveryId: string, options: { m
     }
     return { kind: "done" };
   }
-  const webhook = await db.select().from(webhooks).where(eq(webhooks.id, delivery.webhookId)).get();
-  const event = await db.select().from(events).where(and(eq(events.id, delivery.eventId), eq(events.organizationId, delivery.organizationId))).get();
+  // One round trip for both, each scoped to the delivery's organization.
+  const [webhookRows, eventRows] = await db.batch([
+    db.select().from(webhooks).where(and(eq(webhooks.id, delivery.webhookId), eq(webhooks.organizationId, delivery.organizationId))),
+    db.select().from(events).where(and(eq(events.id, delivery.eventId), eq(events.organizationId, delivery.organizationId))),
+  ]);
+  const webhook = webhookRows[0];
+  const event = eventRows[0];
   if (!webhook || !event || (!webhook.isActive && !options.manual)) {
     await finish(db, delivery, { status: "failed", error: !webhook || !event ? "The subscription or the event no longer exists." : "The subscription is disabled.", now });
     return { kind: "done" };
