@@ -199,13 +199,16 @@ interface RunState {
 
 async function run(ctx: CoreContext, ingest: IngestRow, counter: { calls: number }, state: RunState): Promise<"done" | "continued"> {
   const db = ctx.db;
-  const runRow = await db
-    .select({ id: testRuns.id, organizationId: testRuns.organizationId, projectId: testRuns.projectId })
-    .from(testRuns)
-    .where(and(eq(testRuns.id, ingest.runId ?? ""), eq(testRuns.organizationId, ingest.organizationId), isNull(testRuns.deletedAt)))
-    .get();
+  // The run and the parts in one round trip; each invocation of a long ingest starts with them.
+  const [runRows, parts] = await db.batch([
+    db
+      .select({ id: testRuns.id, organizationId: testRuns.organizationId, projectId: testRuns.projectId })
+      .from(testRuns)
+      .where(and(eq(testRuns.id, ingest.runId ?? ""), eq(testRuns.organizationId, ingest.organizationId), isNull(testRuns.deletedAt))),
+    db.select().from(ingestParts).where(eq(ingestParts.ingestId, ingest.id)).orderBy(asc(ingestParts.partNumber)),
+  ]);
+  const runRow = runRows[0];
   if (!runRow) throw new IngestError("The run was deleted while its report was being ingested.", { format: (ingest.format ?? "unknown") as IngestFormat, reason: "run_deleted" }, 422);
-  const parts = await db.select().from(ingestParts).where(eq(ingestParts.ingestId, ingest.id)).orderBy(asc(ingestParts.partNumber));
 
   const parser = createParser(ingest.format as IngestFormat);
   const progress = { bytes: 0 };
