@@ -26,6 +26,8 @@ export default defineConfig(async () => {
             // Organizations without a setting are not limited in the tests (many make hundreds of
             // requests with one key); test/rate-limits.test.ts gives its organizations limits.
             RATE_LIMIT_TIER: "unlimited",
+            // Responses say what they cost in D1 (Server-Timing), which tests of read costs assert.
+            D1_METRICS: "on",
           },
         },
       }),

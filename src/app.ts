@@ -2,6 +2,7 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./http/app-env";
 import { jsonBodyLimit } from "./http/body-limit";
+import { d1Metrics } from "./http/d1-metrics";
 import { outboxFlush } from "./http/outbox-flush";
 import { renderError, renderNotFound } from "./http/errors";
 import { httpsGuard } from "./http/https-guard";
@@ -22,6 +23,7 @@ export const API_VERSION = "1.0.0";
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use("*", requestId);
+  app.use("*", d1Metrics);
   app.use("*", httpsGuard);
   app.use("/api/*", outboxFlush);
   app.use("/api/*", jsonBodyLimit);

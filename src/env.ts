@@ -23,6 +23,8 @@ export interface Env {
   RATE_LIMIT_TIER?: string;
   /** "true" lets webhooks deliver over plain http to loopback receivers: local development only. */
   WEBHOOKS_ALLOW_LOCAL_HTTP?: string;
+  /** "on" adds what each request cost in D1 (calls, rows read and written) as a Server-Timing header. */
+  D1_METRICS?: string;
   /** Signs expiring URLs and encrypts stored idempotent responses. */
   URL_SIGNING_SECRET?: string;
 }
