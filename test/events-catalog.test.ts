@@ -21,7 +21,7 @@ const DOCUMENTED = [
   "testcase.quarantined.v1",
   "webhook.ping",
 ];
-const NOT_EMITTED = ["testrun.queued.v1", "testcase.flaky.v1"];
+const NOT_EMITTED = ["testrun.queued.v1"];
 
 type JsonSchema = Record<string, any>;
 const schemaOf = (type: EventType): JsonSchema => eventPayloadJsonSchema(type);
@@ -182,6 +182,13 @@ describe("the catalog matches what the outbox stores", () => {
     const failing = (await call(`/api/v1/testruns/${full.id}/results?status=failed&limit=1`, { key: t.key })).body.data[0].test_case_id;
     await patch(`/api/v1/testcases/${failing}`, { is_quarantined: true, quarantine_reason: "catalog" });
     await patch(`/api/v1/testcases/${failing}`, { is_quarantined: false });
+    // A test that flips from run to run: its score crosses the threshold (testcase.flaky.v1) and,
+    // with auto-quarantine on, it enters quarantine by itself (testcase.quarantined.v1, source auto).
+    await patch(`/api/v1/projects/${project_id}/settings`, { auto_quarantine_enabled: true });
+    for (let i = 0; i < 5; i++) {
+      const run = await post("/api/v1/testruns", { project_id }, 201);
+      await post(`/api/v1/testruns/${run.id}/results`, { results: [{ title: "flips", status: i % 2 ? "failed" : "passed", duration: 1 }] }, 201);
+    }
 
     // Nothing but the project: every nullable run field null; passed; then reopened and cancelled (a second completion).
     const bare = await post("/api/v1/testruns", { project_id }, 201);
@@ -255,7 +262,7 @@ describe("the catalog matches what the outbox stores", () => {
   it("covers every type emitted today with real rows, and none of the types reserved for later", () => {
     const seen = new Set(rows.map((r) => r.type));
     const expected = EVENT_CATALOG.filter((d) => d.emitted).map((d) => d.type);
-    expect(expected).toHaveLength(10);
+    expect(expected).toHaveLength(11);
     for (const type of expected) expect(seen.has(type), type).toBe(true);
     for (const type of NOT_EMITTED) expect(seen.has(type), type).toBe(false);
   });
@@ -301,7 +308,7 @@ describe("the catalog matches what the outbox stores", () => {
         expect(schema.safeParse(withInner(less)).success, `${row.type} - ${key}`).toBe(false);
       }
     }
-    expect(checked.size).toBe(10);
+    expect(checked.size).toBe(11);
   });
 });
 
@@ -342,7 +349,7 @@ describe("the contracts of the types not emitted yet", () => {
   const examples: Record<string, unknown> = {
     "testrun.queued.v1": { type: "testrun.queued.v1", run, plan_id: id("plan"), job_id: id("job") },
     "testcase.flaky.v1": { type: "testcase.flaky.v1", test_case: testCase, run_id: id("run") },
-    "testcase.quarantined.v1": { type: "testcase.quarantined.v1", test_case: { ...testCase, is_quarantined: true, flakiness_score: null }, source: "manual" },
+    "testcase.quarantined.v1": { type: "testcase.quarantined.v1", test_case: { ...testCase, is_quarantined: true, flakiness_score: null }, source: "manual", reason: null },
     "webhook.ping": { type: "webhook.ping", webhook_id: id("wh"), sent_at: now },
   };
 

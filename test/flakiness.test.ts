@@ -41,7 +41,8 @@ describe("flakiness scores", () => {
   it("counts flips of the final outcome as flips ÷ (n − 1)", async () => {
     const t = await createTenant();
     await history(t, ["passed", "failed", "passed", "failed", "passed"]);
-    expect(await subject(t)).toMatchObject({ flip_rate: 1, flakiness_score: 1, status: "flaky", flaky_runs: 0 });
+    // Every execution after the first flipped the outcome: four flaky runs.
+    expect(await subject(t)).toMatchObject({ flip_rate: 1, flakiness_score: 1, status: "flaky", flaky_runs: 4 });
     const u = await createTenant();
     await history(u, ["passed", "passed", "passed", "failed", "failed", "failed"]);
     // One flip in five steps.
@@ -60,7 +61,8 @@ describe("flakiness scores", () => {
     // Runs 3 and 4 test the same commit: one passes, one fails (and that is one flip each way).
     await history(t, ["passed", "passed", "passed", "failed", "passed", "passed"], { commits: ["c000001", "c000002", same, same, "c000005", "c000006"] });
     const s = await subject(t);
-    expect(s).toMatchObject({ same_commit_conflicts: 1, flaky_runs: 2, flip_rate: 0.4 });
+    // Flaky runs: the two on the shared commit, and the pass after it (a flip).
+    expect(s).toMatchObject({ same_commit_conflicts: 1, flaky_runs: 3, flip_rate: 0.4 });
     // 1 − (1 − 0)(1 − 0.4)(1 − 2/6)
     expect(s.flakiness_score).toBeCloseTo(0.6, 4);
   });
@@ -176,7 +178,7 @@ describe("the reporting surface's flakiness (reference 003)", () => {
       ["confidence", "filePath", "flakinessScore", "flakyRuns", "flipRate", "isQuarantined", "lastFlakyAt", "passOnRetry", "sameCommitConflicts", "testId", "testTitle", "totalRuns"].sort(),
     );
     // Four flips in five steps, one pass on retry in six: 1 − (5/6)(1 − 0.8).
-    expect(item).toMatchObject({ testTitle: "subject", filePath: "a.spec.ts", totalRuns: 6, flakyRuns: 1, passOnRetry: 1, flipRate: 0.8, isQuarantined: false, flakinessScore: 0.8333 });
+    expect(item).toMatchObject({ testTitle: "subject", filePath: "a.spec.ts", totalRuns: 6, flakyRuns: 5, passOnRetry: 1, flipRate: 0.8, isQuarantined: false, flakinessScore: 0.8333 });
     expect(item.lastFlakyAt).toBeTruthy();
     expect(listed.body.summary).toEqual({ totalFlakyTests: 1, quarantinedTests: 0, averageFlakinessScore: 0.8333 });
 

@@ -162,7 +162,7 @@ describe("query plans and D1 round trips", () => {
     for (const filter of [{}, { filePath: "a" }, { tag: "@x", search: "y" }]) {
       const where = testCaseListWhere(ctx, t.project.id, filter);
       const steps = await plan(ctx.db.select().from(testCases).where(where).toSQL());
-      expect(steps.join("\n")).toMatch(/test_cases USING INDEX test_cases_(project_file|project_number|project_flakiness|identity)_idx/);
+      expect(steps.join("\n")).toMatch(/test_cases USING INDEX test_cases_(project_file|project_number|project_flakiness|project_quarantine|identity)_idx/);
       expect(steps.filter((s) => /^SCAN test_cases\b/.test(s))).toEqual([]);
     }
   });

@@ -4,6 +4,10 @@ export const DESCRIPTION_MAX_LENGTH = 2000;
 export const SETTINGS_LIMITS = {
   dataRetentionDays: { min: 1, max: 3650 },
   flakinessThreshold: { min: 0, max: 1 },
+  flakinessWindow: { min: 2, max: 200 },
+  flakinessMinSamples: { min: 2, max: 200 },
+  quarantineRecoveryDays: { min: 1, max: 365 },
+  quarantineRecoveryRuns: { min: 1, max: 1000 },
 } as const;
 /** JSON request bodies larger than this are refused with 413 before being read whole. */
 export const JSON_BODY_MAX_BYTES = 1024 * 1024;

@@ -2,6 +2,8 @@ import { INGEST_MESSAGE } from "../core/ingest/ingests";
 import { processIngest } from "../core/ingest/process";
 import { WEBHOOK_DELIVERY_MESSAGE, WEBHOOK_EVENT_MESSAGE, attemptDelivery, fanOutEvent, flushOutbox } from "../core/webhooks/delivery";
 import type { Env, QueueMessageBody } from "../env";
+import { createDb } from "../db/client";
+import { FLAKINESS_REFRESH_MESSAGE, handleFlakinessRefresh as refreshProjectFlakiness } from "../core/flakiness/refresh";
 
 /** Seconds before a failed delivery is tried again: 2, 4, 8 … up to five minutes. */
 function backoffSeconds(attempts: number): number {
@@ -24,6 +26,21 @@ async function handleIngest(message: Message<QueueMessageBody>, env: Env): Promi
   } catch (err) {
     // A fault of ours (D1, R2): the ingest resumes from its last committed chunk next time.
     console.error(JSON.stringify({ level: "error", note: "ingest interrupted", ingest_id: ingestId, attempts: message.attempts, message: String(err) }));
+    message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+  }
+}
+
+/** Refreshes a project's stale flakiness scores, a bounded page per message (it sends itself on). */
+async function handleFlakinessRefresh(message: Message<QueueMessageBody>, env: Env): Promise<void> {
+  const projectId = message.body.project_id;
+  if (typeof projectId !== "string") return message.ack();
+  try {
+    await refreshProjectFlakiness(createDb(env.DB), env.INGESTS, projectId, new Date().toISOString());
+    message.ack();
+    // Flaky and quarantine events reach webhooks now, not at the next cron.
+    await flushOutbox(env).catch(() => undefined);
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", note: "flakiness refresh interrupted", project_id: projectId, message: String(err) }));
     message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   }
 }
@@ -68,6 +85,10 @@ export async function handleQueueBatch(batch: MessageBatch<QueueMessageBody>, en
   for (const message of batch.messages) {
     if (message.body?.type === INGEST_MESSAGE) {
       await handleIngest(message, env);
+      continue;
+    }
+    if (message.body?.type === FLAKINESS_REFRESH_MESSAGE) {
+      await handleFlakinessRefresh(message, env);
       continue;
     }
     if (message.body?.type === WEBHOOK_EVENT_MESSAGE) {

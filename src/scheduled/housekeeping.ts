@@ -4,13 +4,18 @@ import { purgeDeletedRuns } from "../core/runs/runs";
 import { applyRetention } from "../core/retention/retention";
 import { flushOutbox, purgeOldDeliveries } from "../core/webhooks/delivery";
 import { createDb } from "../db/client";
+import { recoverIdleQuarantines, refreshStale } from "../core/flakiness/refresh";
+
+/** Stale flakiness scores one cron refreshes (the queue takes the bulk; this is the safety net). */
+const STALE_PER_CRON = 5000;
 import type { Env } from "../env";
 
 /**
  * The cron's work: forget idempotency records past their 24 hours; finish run deletes cut short;
  * abandon expired uploads, forget old ingests, and re-send ingests whose messages ran out; send
  * events the outbox still holds (a failed send after their write) and forget old deliveries;
- * delete runs older than their project's retention, a bounded number per run of the cron.
+ * delete runs older than their project's retention, a bounded number per run of the cron; refresh
+ * flakiness scores marked out of date and end automatic quarantines that have recovered.
  */
 export async function runHousekeeping(
   env: Env,
@@ -22,6 +27,7 @@ export async function runHousekeeping(
   eventsSent: number;
   deliveriesPurged: number;
   retention: Awaited<ReturnType<typeof applyRetention>>;
+  flakiness: { refreshed: number; more: boolean; recovered: number };
 }> {
   const db = createDb(env.DB);
   const idempotencyRecordsPurged = await purgeExpiredIdempotencyRecords(db, now);
@@ -34,5 +40,11 @@ export async function runHousekeeping(
   if (retention.more) {
     console.log(JSON.stringify({ level: "info", note: "retention backlog: more expired runs are due", runs_expired: retention.runsExpired }));
   }
-  return { idempotencyRecordsPurged, deletedRunsPurged, ingests, eventsSent, deliveriesPurged, retention };
+  // After retention, so the scores its deletions marked are refreshed in the same round; then
+  // automatic quarantines of tests that stopped running end once their quiet days have passed.
+  const at = now.toISOString();
+  const refreshed = await refreshStale(db, at, { max: STALE_PER_CRON });
+  const recovered = await recoverIdleQuarantines(db, at);
+  if (refreshed.refreshed > 0 || recovered > 0) await flushOutbox(env);
+  return { idempotencyRecordsPurged, deletedRunsPurged, ingests, eventsSent, deliveriesPurged, retention, flakiness: { ...refreshed, recovered } };
 }

@@ -156,7 +156,8 @@ const payloads = {
       is_quarantined: z.boolean().describe("true: entered quarantine; false: left it."),
       flakiness_score: z.number().min(0).max(1).nullable().describe("Null when the case has no flakiness history yet."),
     }),
-    source: z.enum(["manual", "auto"]).describe("manual: a client set it; auto: the project's auto-quarantine did."),
+    source: z.enum(["manual", "auto"]).describe("manual: a client set it; auto: the project's auto-quarantine or automatic recovery did."),
+    reason: z.string().nullable().describe("Why: the client's reason, or the score and threshold (entering) or the recovery rule met (leaving)."),
   }),
   "webhook.ping": payload("webhook.ping", {
     webhook_id: idOf("wh"),
@@ -198,7 +199,7 @@ const definitions: { [T in EventType]: { description: string; emitted: boolean }
   },
   "testcase.flaky.v1": {
     description: "A test case's flakiness score reached its project's flakiness threshold.",
-    emitted: false,
+    emitted: true,
   },
   "testcase.quarantined.v1": {
     description: "A test case entered or left quarantine, set by a client or by the project's auto-quarantine.",

@@ -1,8 +1,3 @@
-import { eq, sql } from "drizzle-orm";
-import type { Db } from "../../db/client";
-import { projectSettings } from "../../db/schema";
-import { jsonChunks } from "../testcases/testcases";
-
 /**
  * Flakiness of a test case, from its last `window` executions (one per run: the test's final
  * outcome there), oldest first. Skipped executions do not count, nor do executions in runs of at
@@ -27,7 +22,7 @@ export interface Execution {
 export interface Flakiness {
   score: number | null;
   totalRuns: number;
-  /** Executions that were retried into a pass or sit on a conflicting commit. */
+  /** Executions that were retried into a pass, sit on a conflicting commit, or flipped the outcome before them. */
   flakyRuns: number;
   flipRate: number | null;
   sameCommitConflicts: number;
@@ -63,7 +58,8 @@ export function scoreExecutions(executions: Execution[], options: { window: numb
   }
   const conflictingCommits = new Set([...byCommit].filter(([, s]) => s.pass && s.fail).map(([sha]) => sha));
   const onConflict = (e: Execution) => e.commitSha !== null && conflictingCommits.has(e.commitSha);
-  const flaky = executions.filter((e) => retried(e) || onConflict(e));
+  const flipped = (i: number) => i > 0 && passed(executions[i]!) !== passed(executions[i - 1]!);
+  const flaky = executions.filter((e, i) => retried(e) || onConflict(e) || flipped(i));
   const flakyRuns = flaky.length;
   const lastFlakyAt = flaky.reduce<string | null>((latest, e) => (e.at && (!latest || e.at > latest) ? e.at : latest), null);
   const flipRate = n > 1 ? flips / (n - 1) : null;
@@ -83,63 +79,19 @@ export function scoreExecutions(executions: Execution[], options: { window: numb
   };
 }
 
-async function settingsOf(db: Db, projectId: string): Promise<{ window: number; minSamples: number }> {
-  const row = await db
-    .select({ window: projectSettings.flakinessWindow, minSamples: projectSettings.flakinessMinSamples })
-    .from(projectSettings)
-    .where(eq(projectSettings.projectId, projectId))
-    .get();
-  return { window: row?.window ?? DEFAULT_WINDOW, minSamples: row?.minSamples ?? DEFAULT_MIN_SAMPLES };
-}
-
 /**
- * Recomputes the flakiness of the given test cases of a project from their last executions,
- * after results for them were written. Each test case reads at most its window of results
- * (newest first, by the (test_case_id, created_at) index) plus any outage or skipped ones it
- * passes over: the cost follows the number of test cases written, not the length of history.
- * Computed from the results each time, so two writers racing cannot leave a wrong score behind
- * for longer than the next write.
+ * Consecutive clean executions (passed at the first attempt) at the newest end of `executions`
+ * (oldest first), counting only those after `since` (when the quarantine began).
  */
-export async function refreshFlakiness(
-  db: Db,
-  projectId: string,
-  testCaseIds: string[],
-  now: string,
-  /** The project's window and minimum sample, when the caller read them already. */
-  known?: { window: number | null; minSamples: number | null },
-): Promise<void> {
-  if (testCaseIds.length === 0) return;
-  const settings =
-    known === undefined ? await settingsOf(db, projectId) : { window: known.window ?? DEFAULT_WINDOW, minSamples: known.minSamples ?? DEFAULT_MIN_SAMPLES };
-  const ids = [...new Set(testCaseIds)];
-  for (let i = 0; i < ids.length; i += 1000) {
-    const page = ids.slice(i, i + 1000);
-    const rows = await db.all<{ tc: string; status: Execution["status"]; is_flaky: number; commit_sha: string | null; created_at: string }>(
-      sql`SELECT j.value AS tc, x.status, x.is_flaky, tr.commit_sha, x.created_at
-        FROM json_each(${JSON.stringify(page)}) j
-        CROSS JOIN results x ON x.number IN (
-          SELECT r.number FROM results r JOIN test_runs t ON t.id = r.run_id
-          WHERE r.test_case_id = j.value AND r.project_id = ${projectId} AND r.status <> 'skipped'
-            AND t.deleted_at IS NULL
-            AND NOT (t.total_tests >= ${OUTAGE_MIN_TESTS} AND t.failed_tests > ${OUTAGE_FAILED_SHARE} * t.total_tests)
-          ORDER BY r.created_at DESC, r.number DESC
-          LIMIT ${settings.window})
-        JOIN test_runs tr ON tr.id = x.run_id
-        ORDER BY j.value, x.created_at, x.number`,
-    );
-    const byCase = new Map<string, Execution[]>(page.map((id) => [id, []]));
-    for (const row of rows) byCase.get(row.tc)?.push({ status: row.status, isFlaky: row.is_flaky === 1, commitSha: row.commit_sha, at: row.created_at });
-    const scored = [...byCase].map(([id, executions]) => ({ id, ...scoreExecutions(executions, settings) }));
-    for (const chunk of jsonChunks(scored)) {
-      const f = (name: string) => sql.raw(`json_extract(j.value, '$.${name}')`);
-      await db.run(sql`UPDATE test_cases SET flakiness_score = ${f("score")}, total_runs = ${f("totalRuns")},
-          flaky_runs = ${f("flakyRuns")}, flip_rate = ${f("flipRate")}, same_commit_conflicts = ${f("sameCommitConflicts")},
-          pass_on_retry = ${f("passOnRetry")}, flakiness_confidence = ${f("confidence")}, last_flaky_at = ${f("lastFlakyAt")},
-          flakiness_updated_at = ${now}
-        FROM json_each(${chunk}) j
-        WHERE test_cases.id = ${f("id")} AND test_cases.project_id = ${projectId}`);
-    }
+export function cleanStreak(executions: Execution[], since: string | null = null): number {
+  let n = 0;
+  for (let i = executions.length - 1; i >= 0; i--) {
+    const e = executions[i]!;
+    if (since !== null && e.at !== undefined && e.at <= since) break;
+    if (e.status !== "passed" || e.isFlaky) break;
+    n++;
   }
+  return n;
 }
 
 export const FLAKINESS_STATUSES = ["flaky", "stable", "insufficient_data"] as const;
@@ -153,6 +105,10 @@ export interface FlakinessItem extends Flakiness {
   /** flaky at or above the project's flakiness threshold; insufficient_data below the minimum sample. */
   status: FlakinessStatus;
   isQuarantined: boolean;
+  /** "manual" or "auto" while quarantined, else null. */
+  quarantineSource: string | null;
+  quarantinedAt: string | null;
+  quarantineReason: string | null;
   updatedAt: string | null;
 }
 

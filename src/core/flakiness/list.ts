@@ -24,19 +24,23 @@ export async function listFlakiness(
   else if (!input.includeInsufficient) conditions.push(isNotNull(testCases.flakinessScore));
   if (input.quarantined !== undefined) conditions.push(eq(testCases.isQuarantined, input.quarantined));
   const where = and(...conditions)!;
-  const thresholdSql = sql`coalesce((SELECT s.flakiness_threshold FROM project_settings s WHERE s.project_id = ${projectId}), ${DEFAULT_THRESHOLD})`;
-  const [settings, summaryRows, totalRows, rows] = await ctx.db.batch([
-    ctx.db.select({ threshold: projectSettings.flakinessThreshold }).from(projectSettings).where(eq(projectSettings.projectId, projectId)),
-    // Over the whole project, whatever the filters: counts from the (project_id, flakiness_score) index.
+  // The default list (every scored test case) takes its total from the project's summary
+  // counters; a filtered one counts its matches through the index it reads.
+  const counted = input.minScore === undefined && !input.includeInsufficient && input.quarantined === undefined;
+  const [settings, totalRows, rows] = await ctx.db.batch([
     ctx.db
       .select({
-        flaky: sql<number>`coalesce(sum(${testCases.flakinessScore} >= ${thresholdSql}), 0)`,
-        quarantined: sql<number>`coalesce(sum(${testCases.isQuarantined}), 0)`,
-        average: sql<number | null>`avg(${testCases.flakinessScore})`,
+        threshold: projectSettings.flakinessThreshold,
+        scored: projectSettings.scoredTests,
+        scoreSum: projectSettings.scoreSum,
+        flaky: projectSettings.flakyTests,
+        quarantined: projectSettings.quarantinedTests,
       })
-      .from(testCases)
-      .where(and(eq(testCases.projectId, projectId), eq(testCases.organizationId, ctx.principal.organizationId))),
-    ctx.db.select({ total: sql<number>`count(*)` }).from(testCases).where(where),
+      .from(projectSettings)
+      .where(eq(projectSettings.projectId, projectId)),
+    counted
+      ? ctx.db.select({ total: projectSettings.scoredTests }).from(projectSettings).where(sql`false`)
+      : ctx.db.select({ total: sql<number>`count(*)` }).from(testCases).where(where),
     ctx.db
       .select()
       .from(testCases)
@@ -45,7 +49,8 @@ export async function listFlakiness(
       .limit(input.page.limit)
       .offset(input.page.offset),
   ]);
-  const threshold = settings[0]?.threshold ?? DEFAULT_THRESHOLD;
+  const summary = settings[0];
+  const threshold = summary?.threshold ?? DEFAULT_THRESHOLD;
   const statusOf = (score: number | null): FlakinessStatus => (score === null ? "insufficient_data" : score >= threshold ? "flaky" : "stable");
   return {
     items: rows.map((r) => ({
@@ -63,14 +68,17 @@ export async function listFlakiness(
       confidence: r.flakinessConfidence ?? 0,
       lastFlakyAt: r.lastFlakyAt,
       isQuarantined: r.isQuarantined,
+      quarantineSource: r.quarantineSource,
+      quarantinedAt: r.quarantinedAt,
+      quarantineReason: r.quarantineReason,
       updatedAt: r.flakinessUpdatedAt,
     })),
-    total: totalRows[0]?.total ?? 0,
+    total: counted ? (summary?.scored ?? 0) : (totalRows[0]?.total ?? 0),
     ...input.page,
     summary: {
-      flakyTests: summaryRows[0]?.flaky ?? 0,
-      quarantinedTests: summaryRows[0]?.quarantined ?? 0,
-      averageScore: summaryRows[0]?.average === null || summaryRows[0]?.average === undefined ? null : Math.round(summaryRows[0].average * 10_000) / 10_000,
+      flakyTests: summary?.flaky ?? 0,
+      quarantinedTests: summary?.quarantined ?? 0,
+      averageScore: summary && summary.scored > 0 ? Math.round(summary.scoreSum / summary.scored) / 10_000 : null,
     },
   };
 }

@@ -1,21 +1,12 @@
 import { and, eq, sql } from "drizzle-orm";
 import { batchAll } from "../../db/batch";
 import { results, testCases } from "../../db/schema";
-import { SQL_ID_TAIL, sqlIdHead } from "../../lib/ids";
 import { type CoreContext, nowIso, requireScope } from "../context";
 import { NotFound } from "../errors";
 import { tenantScope } from "../tenancy";
+import { TESTCASE_QUARANTINED_EVENT, adjustSummary, flakyTestCasePayloadSql, insertTestCaseEvent } from "./refresh";
 
 const visibleCases = (ctx: CoreContext) => tenantScope(ctx.principal, { organizationId: testCases.organizationId, projectId: testCases.projectId });
-
-export const TESTCASE_QUARANTINED_EVENT = "testcase.quarantined.v1";
-
-/** The test case as a flakiness event payload, read from the row (alias `tc`) as the event is written. */
-export function flakyTestCasePayloadSql(): ReturnType<typeof sql> {
-  return sql`json_object('test_case_id', tc.id, 'project_id', tc.project_id, 'title', tc.title, 'full_title', tc.full_title,
-    'file_path', tc.file_path, 'flakiness_score', tc.flakiness_score, 'total_runs', tc.total_runs, 'flaky_runs', tc.flaky_runs,
-    'last_flaky_at', tc.last_flaky_at, 'is_quarantined', json(CASE WHEN tc.is_quarantined THEN 'true' ELSE 'false' END))`;
-}
 
 export interface QuarantineState {
   testCaseId: string;
@@ -23,6 +14,7 @@ export interface QuarantineState {
   quarantinedAt: string | null;
   quarantinedBy: string | null;
   quarantineReason: string | null;
+  quarantineSource: string | null;
   updatedAt: string;
 }
 
@@ -62,18 +54,23 @@ export async function setQuarantine(
   const now = nowIso(ctx.clock);
   const tenant = [eq(testCases.id, testCaseId), visibleCases(ctx)];
   const flag = input.quarantined ? 1 : 0;
-  const [, updated] = await batchAll(ctx.db, [
+  const projectScope = ctx.principal.projectId ? sql`AND tc.project_id = ${ctx.principal.projectId}` : sql``;
+  const target = await ctx.db.select({ projectId: testCases.projectId }).from(testCases).where(and(...tenant)).get();
+  if (!target) throw new NotFound("Test case", { id: testCaseId });
+  const ids = JSON.stringify([testCaseId]);
+  const results = await batchAll(ctx.db, [
     // Only a real change is announced: the event is written before the row changes, if it will.
-    sql`INSERT INTO events (id, organization_id, project_id, type, subject_id, payload, created_at)
-      SELECT ${sqlIdHead("evt", Date.parse(now))} || ${sql.raw(SQL_ID_TAIL)}, tc.organization_id, tc.project_id,
-        ${TESTCASE_QUARANTINED_EVENT}, tc.id,
-        json_object('type', ${TESTCASE_QUARANTINED_EVENT},
-          'test_case', json_set(${flakyTestCasePayloadSql()}, '$.is_quarantined', json(${input.quarantined ? "true" : "false"})),
-          'source', 'manual'), ${now}
-      FROM test_cases tc
-      WHERE tc.id = ${testCaseId} AND tc.organization_id = ${ctx.principal.organizationId}
-        ${ctx.principal.projectId ? sql`AND tc.project_id = ${ctx.principal.projectId}` : sql``}
-        AND tc.is_quarantined <> ${flag}`,
+    insertTestCaseEvent(
+      TESTCASE_QUARANTINED_EVENT,
+      sql`json_object('type', ${TESTCASE_QUARANTINED_EVENT},
+        'test_case', ${flakyTestCasePayloadSql(sql`'$.is_quarantined', json(${input.quarantined ? "true" : "false"})`)},
+        'source', 'manual', 'reason', ${input.reason ?? null})`,
+      sql`FROM test_cases tc
+        WHERE tc.id = ${testCaseId} AND tc.organization_id = ${ctx.principal.organizationId} ${projectScope}
+          AND tc.is_quarantined <> ${flag}`,
+      now,
+    ),
+    adjustSummary(target.projectId, ids, -1),
     ctx.db
       .update(testCases)
       .set(
@@ -82,14 +79,27 @@ export async function setQuarantine(
               isQuarantined: true,
               quarantinedAt: sql`CASE WHEN ${testCases.isQuarantined} THEN ${testCases.quarantinedAt} ELSE ${now} END`,
               quarantinedBy: ctx.principal.keyId,
+              // A person's decision: it does not recover by itself.
+              quarantineSource: "manual",
               quarantineReason: input.reason ?? null,
               updatedAt: now,
             }
-          : { isQuarantined: false, quarantinedAt: null, quarantinedBy: null, quarantineReason: null, updatedAt: now },
+          : {
+              isQuarantined: false,
+              quarantinedAt: null,
+              quarantinedBy: null,
+              quarantineSource: null,
+              quarantineReason: null,
+              // Auto-quarantine then waits for a flaky execution after this moment.
+              quarantineReleasedAt: sql`CASE WHEN ${testCases.isQuarantined} THEN ${now} ELSE ${testCases.quarantineReleasedAt} END`,
+              updatedAt: now,
+            },
       )
       .where(and(...tenant))
       .returning(),
+    adjustSummary(target.projectId, ids, 1),
   ]);
+  const updated = results[2];
   const row = updated?.results[0] as Record<string, unknown> | undefined;
   if (!row) throw new NotFound("Test case", { id: testCaseId });
   return {
@@ -98,6 +108,7 @@ export async function setQuarantine(
     quarantinedAt: (row.quarantined_at as string | null) ?? null,
     quarantinedBy: (row.quarantined_by as string | null) ?? null,
     quarantineReason: (row.quarantine_reason as string | null) ?? null,
+    quarantineSource: (row.quarantine_source as string | null) ?? null,
     updatedAt: row.updated_at as string,
   };
 }

@@ -8,6 +8,7 @@ import { type CoreContext, systemClock } from "../context";
 import { DomainError } from "../errors";
 import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import { putOffloads, recountRun, resultWrite, storedCount } from "../results/results";
+import { FLAKINESS_REFRESH_MESSAGE, markStale } from "../flakiness/refresh";
 import { fillRunMetadata, purgeRun } from "../runs/runs";
 import { deleteR2Prefix } from "../storage/r2";
 import { INGEST_MESSAGE } from "./ingests";
@@ -254,6 +255,9 @@ async function run(ctx: CoreContext, ingest: IngestRow, counter: { calls: number
     if (final) {
       // The run's counts were left alone chunk by chunk; one pass over the run settles them.
       statements.push(recountRun(runRow.id));
+      // Scored after the ingest, from the run's final counts (outage exclusion needs them), by
+      // the queue in pages: refreshing 500,000 test cases does not fit in this invocation.
+      statements.push(markStale(sql`SELECT test_case_id FROM results WHERE run_id = ${runRow.id}`));
       const fill = fillRunMetadata(db, runRow.id, parser.metadata());
       if (fill) statements.push(fill);
       if (next > 0) statements.push(insertRunEvent(RUN_EVENT_TYPES.submitted, sql`r.id = ${runRow.id}`, state.now()));
@@ -316,6 +320,8 @@ async function run(ctx: CoreContext, ingest: IngestRow, counter: { calls: number
     throw err;
   }
   await deleteR2Prefix(ctx.env.ARTIFACTS, ingestObjectPrefix(ingest.projectId, ingest.id)).catch(() => undefined);
+  // If this send is lost, the cron refreshes what is marked.
+  await ctx.env.INGESTS.send({ type: FLAKINESS_REFRESH_MESSAGE, project_id: ingest.projectId }).catch(() => undefined);
   return "done";
 }
 

@@ -1,8 +1,11 @@
-import { and, asc, count, eq, inArray, type SQL } from "drizzle-orm";
+import { and, asc, count, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { projects, projectSettings, type ProjectRow, type ProjectSettingsRow } from "../../db/schema";
 import { newId } from "../../lib/ids";
 import { type CoreContext, type Principal, nowIso, requireScope } from "../context";
-import { Forbidden, NotFound } from "../errors";
+import { Forbidden, Invalid, NotFound } from "../errors";
+import { batchAll, type Statement } from "../../db/batch";
+import { withoutUndefined } from "../../lib/objects";
+import { markStale, recountSummary, refreshStaleSoon } from "../flakiness/refresh";
 import type { PageRequest, Paged } from "../pagination";
 import { deleteR2Prefix, projectObjectPrefix } from "../storage/r2";
 
@@ -21,6 +24,10 @@ export interface ProjectSettings {
   dataRetentionDays: number;
   flakinessThreshold: number;
   autoQuarantineEnabled: boolean;
+  flakinessWindow: number;
+  flakinessMinSamples: number;
+  quarantineRecoveryDays: number;
+  quarantineRecoveryRuns: number;
   updatedAt: string;
 }
 
@@ -42,6 +49,10 @@ function toSettings(row: ProjectSettingsRow): ProjectSettings {
     dataRetentionDays: row.dataRetentionDays,
     flakinessThreshold: row.flakinessThreshold,
     autoQuarantineEnabled: row.autoQuarantineEnabled,
+    flakinessWindow: row.flakinessWindow,
+    flakinessMinSamples: row.flakinessMinSamples,
+    quarantineRecoveryDays: row.quarantineRecoveryDays,
+    quarantineRecoveryRuns: row.quarantineRecoveryRuns,
     updatedAt: row.updatedAt,
   };
 }
@@ -167,6 +178,10 @@ export interface UpdateProjectSettingsInput {
   dataRetentionDays?: number;
   flakinessThreshold?: number;
   autoQuarantineEnabled?: boolean;
+  flakinessWindow?: number;
+  flakinessMinSamples?: number;
+  quarantineRecoveryDays?: number;
+  quarantineRecoveryRuns?: number;
 }
 
 export async function updateProjectSettings(
@@ -175,20 +190,40 @@ export async function updateProjectSettings(
   input: UpdateProjectSettingsInput,
 ): Promise<ProjectSettings> {
   requireScope(ctx.principal, "settings:write");
-  const changes: Partial<ProjectSettingsRow> = { updatedAt: nowIso(ctx.clock) };
-  if (input.dataRetentionDays !== undefined) changes.dataRetentionDays = input.dataRetentionDays;
-  if (input.flakinessThreshold !== undefined) changes.flakinessThreshold = input.flakinessThreshold;
-  if (input.autoQuarantineEnabled !== undefined) changes.autoQuarantineEnabled = input.autoQuarantineEnabled;
+  const now = nowIso(ctx.clock);
+  const changes: Partial<ProjectSettingsRow> = { updatedAt: now, ...withoutUndefined(input) };
   const visible = ctx.db
     .select({ id: projects.id })
     .from(projects)
     .where(and(eq(projects.id, projectId), visibleProjects(ctx.principal)));
-  const row = await ctx.db
-    .update(projectSettings)
-    .set(changes)
+  const current = await ctx.db
+    .select({ settings: projectSettings })
+    .from(projectSettings)
     .where(and(eq(projectSettings.projectId, projectId), inArray(projectSettings.projectId, visible)))
-    .returning()
     .get();
+  if (!current) throw new NotFound("Project", { id: projectId });
+  const merged = { ...current.settings, ...changes };
+  if (merged.flakinessMinSamples > merged.flakinessWindow) {
+    throw Invalid.field(
+      input.flakinessMinSamples !== undefined ? "flakiness_min_samples" : "flakiness_window",
+      "invalid_value",
+      `the minimum sample (${merged.flakinessMinSamples}) must not exceed the window (${merged.flakinessWindow})`,
+    );
+  }
+  const statements: Statement[] = [
+    ctx.db.update(projectSettings).set(changes).where(eq(projectSettings.projectId, projectId)).returning(),
+  ];
+  // Scores over a different window or sample are out of date: every test case of the project is
+  // refreshed in the background (see flakiness/refresh.ts), and the list shows the old score until then.
+  const rescore = (["flakinessWindow", "flakinessMinSamples"] as const).some((k) => input[k] !== undefined && input[k] !== current.settings[k]);
+  if (rescore) statements.push(markStale(sql`SELECT id FROM test_cases WHERE project_id = ${projectId}`));
+  // The summary's count of flaky tests depends on the threshold.
+  if (input.flakinessThreshold !== undefined && input.flakinessThreshold !== current.settings.flakinessThreshold) {
+    statements.push(recountSummary(projectId));
+  }
+  const [updated] = await batchAll(ctx.db, statements);
+  const row = updated?.results[0] as Record<string, unknown> | undefined;
   if (!row) throw new NotFound("Project", { id: projectId });
-  return toSettings(row);
+  if (rescore) await refreshStaleSoon(ctx.db, ctx.env.INGESTS, projectId, now);
+  return toSettings({ ...current.settings, ...changes } as ProjectSettingsRow);
 }

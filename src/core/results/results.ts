@@ -5,7 +5,7 @@ import { projectSettings, results, testRuns, type ResultRow } from "../../db/sch
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
 import { type CoreContext, nowIso, requireScope } from "../context";
 import { Invalid, NotFound } from "../errors";
-import { refreshFlakiness } from "../flakiness/flakiness";
+import { SETTINGS_COLUMNS, refreshFlakiness, settingsFrom } from "../flakiness/refresh";
 import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import { INLINE_TEXT_MAX_BYTES, RESULTS_PER_SUBMISSION, RESULT_LIMITS } from "../limits";
 import type { PageRequest, Paged } from "../pagination";
@@ -285,8 +285,7 @@ export async function recordResults(
       organizationId: testRuns.organizationId,
       projectId: testRuns.projectId,
       // Read here so that refreshing flakiness costs no query of its own.
-      window: projectSettings.flakinessWindow,
-      minSamples: projectSettings.flakinessMinSamples,
+      settings: SETTINGS_COLUMNS,
     })
     .from(testRuns)
     .leftJoin(projectSettings, eq(projectSettings.projectId, testRuns.projectId))
@@ -294,7 +293,7 @@ export async function recordResults(
     .get();
   // A run of another project than the one named answers as a missing run does.
   if (!found) throw new NotFound("Test run", { id: runId });
-  const { window, minSamples, ...run } = found;
+  const { settings, ...run } = found;
 
   const now = nowIso(ctx.clock);
   const write = await resultWrite(run, inputs, now);
@@ -306,7 +305,7 @@ export async function recordResults(
     .orderBy(asc(results.number));
   await batchAll(ctx.db, write.statements);
   const stored = (await storedQuery).map((r) => toSummary(r as SummaryRow));
-  await refreshFlakiness(ctx.db, run.projectId, stored.map((r) => r.testCaseId), now, { window, minSamples });
+  await refreshFlakiness(ctx.db, run.projectId, stored.map((r) => r.testCaseId), now, { settings: settingsFrom(settings ?? undefined), runId: run.id });
   // Read without the testruns:read scope: a CI key that may only submit still sees its counts.
   const updated = await readVisibleRun(ctx, run.id);
   if (!updated) throw new NotFound("Test run", { id: run.id });

@@ -8,6 +8,7 @@ import { Invalid, NotFound } from "../errors";
 import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import type { PageRequest, Paged } from "../pagination";
 import { assertProjectVisible } from "../projects/projects";
+import { markStale, refreshStaleSoon } from "../flakiness/refresh";
 import { deleteR2Prefix, runObjectPrefix } from "../storage/r2";
 
 export const RUN_STATUSES = ["queued", "running", "passed", "failed", "cancelled"] as const;
@@ -79,6 +80,10 @@ export interface Run extends Required<RunMetadata> {
   reportedCounts: ReportedCounts | null;
   /** Each shard's registration, for a sharded run; empty otherwise. */
   shards: ShardPart[];
+  /** Failures of tests that were quarantined when the run completed: they did not fail it. */
+  quarantinedFailures: number;
+  /** Why the status differs from what the client reported, or what it ignored; null otherwise. */
+  statusReason: string | null;
   submittedAt: string | null;
   completedAt: string | null;
   createdAt: string;
@@ -138,6 +143,8 @@ export function toRun(row: TestRunRow, shards: TestRunShardRow[] = []): Run {
     shards: shards
       .sort((a, b) => a.shardCurrent - b.shardCurrent)
       .map((s) => ({ shardCurrent: s.shardCurrent, status: s.status, hostname: s.hostname, createdAt: s.createdAt, updatedAt: s.updatedAt })),
+    quarantinedFailures: row.quarantinedFailures,
+    statusReason: row.statusReason,
     submittedAt: row.submittedAt,
     completedAt: row.completedAt,
     createdAt: row.createdAt,
@@ -215,20 +222,39 @@ function mergedShardStatus(runAlias: string): SQL {
  * moves the run into a terminal status, emit the completion events in the same batch.
  */
 function statusChange(runId: string, status: RunStatus | "merged", now: string): SQL[] {
-  const newStatus = status === "merged" ? mergedShardStatus("test_runs") : sql`${status}`;
+  const asked = status === "merged" ? mergedShardStatus("test_runs") : sql`${status}`;
   const token = newId("evt");
   const terminal = sql`('passed','failed','cancelled')`;
+  // Quarantine is enforced here, whatever the client or the report said: a run that failed only
+  // through failures of quarantined tests passes, and status_reason says so.
+  const onlyQuarantined = sql`(${asked} = 'failed' AND failed_tests > 0 AND quarantined_failures >= failed_tests)`;
+  const newStatus = sql`(CASE WHEN ${onlyQuarantined} THEN 'passed' ELSE ${asked} END)`;
+  const countQuarantined = sql`UPDATE test_runs SET quarantined_failures = CASE WHEN ${asked} IN ${terminal} THEN (
+        SELECT count(*) FROM results x JOIN test_cases tc ON tc.id = x.test_case_id
+        WHERE x.run_id = test_runs.id AND x.status = 'failed' AND tc.is_quarantined = 1)
+      ELSE 0 END
+    WHERE id = ${runId}`;
   const update = sql`UPDATE test_runs SET
       completion_token = CASE WHEN ${newStatus} IN ${terminal} AND completed_at IS NULL THEN ${token} ELSE completion_token END,
       completed_at = CASE WHEN ${newStatus} IN ${terminal} THEN coalesce(completed_at, ${now}) ELSE NULL END,
+      status_reason = CASE
+        WHEN ${onlyQuarantined} THEN 'reported failed, but every failure (' || failed_tests || ') is of a quarantined test: the run passes'
+        WHEN ${asked} IN ${terminal} AND quarantined_failures > 0
+          THEN quarantined_failures || ' of ' || failed_tests || ' failures are of quarantined tests and were ignored'
+        ELSE NULL END,
       status = ${newStatus}, updated_at = ${now}
     WHERE id = ${runId}`;
   const completedHere = sql`r.id = ${runId} AND r.completion_token = ${token}`;
   return [
+    countQuarantined,
     update,
     insertRunEvent(RUN_EVENT_TYPES.completed, completedHere, now),
     insertRunEvent(RUN_EVENT_TYPES.reportingCompleted, completedHere, now),
     insertRunEvent(RUN_EVENT_TYPES.reportingFailed, sql`${completedHere} AND r.status = 'failed'`, now),
+    // With its final counts the run may turn out an outage, whose executions flakiness leaves
+    // out: its test cases are scored again. A run without failures cannot be one.
+    markStale(sql`SELECT x.test_case_id FROM results x
+      WHERE x.run_id = ${runId} AND EXISTS (SELECT 1 FROM test_runs r WHERE ${completedHere} AND r.failed_tests > 0)`),
   ];
 }
 
@@ -447,7 +473,12 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
   }
   delete changes.shardCurrent;
   await batchAll(ctx.db, [ctx.db.update(testRuns).set(changes).where(where), ...statements]);
-  return getRun(ctx, id);
+  const run = await getRun(ctx, id);
+  // Completing with failures marked its test cases for a refresh (statusChange).
+  if (input.status !== undefined && TERMINAL_STATUSES.includes(run.status) && run.derivedCounts.failedTests > 0) {
+    await refreshStaleSoon(ctx.db, ctx.env.INGESTS, run.projectId, now);
+  }
+  return run;
 }
 
 /**
@@ -467,26 +498,37 @@ export async function deleteRun(ctx: CoreContext, id: string): Promise<void> {
     .returning({ id: testRuns.id, projectId: testRuns.projectId })
     .get();
   if (!row) return;
-  await purgeRun(ctx.db, ctx.env.ARTIFACTS, row);
+  if ((await purgeRun(ctx.db, ctx.env.ARTIFACTS, row)) > 0) await refreshStaleSoon(ctx.db, ctx.env.INGESTS, row.projectId, nowIso(ctx.clock));
 }
 
 const DELETE_CHUNK = 5000;
 
-/** Removes a run already marked deleted: R2 objects, then results in chunks, then the run row. */
+/**
+ * Removes a run already marked deleted: R2 objects, then results in chunks, then the run row.
+ * Test cases whose flakiness window held a deleted result are marked for a refresh in the same
+ * batch as each chunk's delete; returns how many were marked.
+ */
 export async function purgeRun(
   db: CoreContext["db"],
   bucket: R2Bucket,
   run: { id: string; projectId: string },
-): Promise<void> {
+): Promise<number> {
   await deleteR2Prefix(bucket, runObjectPrefix(run.projectId, run.id));
+  let marked = 0;
   for (;;) {
-    const outcome = await db.run(
-      sql`DELETE FROM results WHERE number IN (SELECT number FROM results WHERE run_id = ${run.id} LIMIT ${DELETE_CHUNK})`,
-    );
-    if ((outcome.meta.changes ?? 0) < DELETE_CHUNK) break;
+    // The same query twice in one transaction: the same rows.
+    const chunk = sql`SELECT number FROM results WHERE run_id = ${run.id} LIMIT ${DELETE_CHUNK}`;
+    const [stale, deleted] = await batchAll(db, [
+      markStale(sql`SELECT x.test_case_id FROM results x JOIN test_cases w ON w.id = x.test_case_id
+        WHERE x.number IN (${chunk}) AND x.status <> 'skipped' AND x.created_at >= coalesce(w.flakiness_window_start, '')`),
+      sql`DELETE FROM results WHERE number IN (${chunk})`,
+    ]);
+    marked += stale?.meta.changes ?? 0;
+    if ((deleted?.meta.changes ?? 0) < DELETE_CHUNK) break;
   }
   await db.run(sql`DELETE FROM test_suites WHERE run_id = ${run.id}`);
   await db.delete(testRuns).where(and(eq(testRuns.id, run.id), sql`${testRuns.deletedAt} IS NOT NULL`));
+  return marked;
 }
 
 /** Housekeeping: finishes deletes that were cut short. */

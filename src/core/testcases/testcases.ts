@@ -24,6 +24,7 @@ export interface TestCase {
   quarantinedAt: string | null;
   /** The key that quarantined it. */
   quarantinedBy: string | null;
+  quarantineSource: string | null;
   quarantineReason: string | null;
   createdAt: string;
   updatedAt: string;
@@ -45,6 +46,7 @@ export function toTestCase(row: TestCaseRow): TestCase {
     isQuarantined: row.isQuarantined,
     quarantinedAt: row.quarantinedAt,
     quarantinedBy: row.quarantinedBy,
+    quarantineSource: row.quarantineSource,
     quarantineReason: row.quarantineReason,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,

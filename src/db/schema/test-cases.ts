@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { sqliteTable, integer, real, text, index, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { organizations } from "./organizations";
 import { projects } from "./projects";
@@ -42,6 +43,17 @@ export const testCases = sqliteTable(
     quarantinedAt: text("quarantined_at"),
     quarantinedBy: text("quarantined_by"),
     quarantineReason: text("quarantine_reason"),
+    /** "manual" (a person, through the API) or "auto" (the score reached the project's threshold).
+     * Only automatic quarantines recover by themselves. */
+    quarantineSource: text("quarantine_source"),
+    /** When the test last left quarantine: auto-quarantine needs a flaky execution after it. */
+    quarantineReleasedAt: text("quarantine_released_at"),
+    /** The oldest execution inside the score's window ('' when the window holds all of them):
+     * deleting a result older than this cannot change the score. */
+    flakinessWindowStart: text("flakiness_window_start"),
+    /** A random token set when the score may be out of date (its results were deleted, or the
+     * project's settings changed); cleared by the refresh that read it. */
+    flakinessStale: text("flakiness_stale"),
     createdAt: text("created_at").notNull(),
     updatedAt: text("updated_at").notNull(),
   },
@@ -52,6 +64,11 @@ export const testCases = sqliteTable(
     index("test_cases_project_number_idx").on(t.projectId, t.number),
     // The flakiness list reads a page of this index, whatever the length of the history.
     index("test_cases_project_flakiness_idx").on(t.projectId, t.flakinessScore),
+    // Lists filtered on quarantine read only the matching rows, in score order.
+    index("test_cases_project_quarantine_idx").on(t.projectId, t.isQuarantined, t.flakinessScore),
+    // Only the few rows waiting for a refresh or an automatic recovery are in these.
+    index("test_cases_stale_idx").on(t.projectId).where(sql`flakiness_stale IS NOT NULL`),
+    index("test_cases_auto_quarantine_idx").on(t.projectId, t.quarantinedAt).where(sql`is_quarantined = 1 AND quarantine_source = 'auto'`),
   ],
 );
 

@@ -51,6 +51,10 @@ export const testRuns = sqliteTable(
     durationMs: integer("duration_ms").notNull().default(0),
     /** Counts a client set by hand (PATCH); kept beside the derived ones, never over them. */
     reportedCounts: text("reported_counts", { mode: "json" }).$type<ReportedCounts>(),
+    /** Failed results of quarantined tests when the run completed: they did not fail the run. */
+    quarantinedFailures: integer("quarantined_failures").notNull().default(0),
+    /** Why the server's verdict differs from the status the client reported, when it does. */
+    statusReason: text("status_reason"),
     submittedAt: text("submitted_at"),
     /** Written by the statement that moves the run into a terminal status, so the same batch can
      * emit the completion events exactly once. */

@@ -23,6 +23,9 @@ const FlakinessItemSchema = z
     confidence: z.number(),
     last_flaky_at: Timestamp.nullable(),
     is_quarantined: z.boolean(),
+    quarantine_source: z.enum(["manual", "auto"]).nullable().openapi({ description: "manual: set through the API (it stays until lifted); auto: the project's auto-quarantine (it recovers by itself)." }),
+    quarantined_at: z.string().nullable(),
+    quarantine_reason: z.string().nullable(),
     updated_at: Timestamp.nullable(),
   })
   .openapi("FlakinessItem");
@@ -43,6 +46,9 @@ function itemOut(i: FlakinessItem): z.infer<typeof FlakinessItemSchema> {
     confidence: i.confidence,
     last_flaky_at: i.lastFlakyAt,
     is_quarantined: i.isQuarantined,
+    quarantine_source: i.quarantineSource as "manual" | "auto" | null,
+    quarantined_at: i.quarantinedAt,
+    quarantine_reason: i.quarantineReason,
     updated_at: i.updatedAt,
   };
 }
@@ -65,7 +71,23 @@ const listRoute = defineRoute({ scope: "results:read" }, {
         .openapi({ description: "Also list test cases with too few executions for a score (last)." }),
     }),
   },
-  responses: { 200: jsonResponse(nativeListSchema(FlakinessItemSchema, "FlakinessList"), "Test cases."), ...nativeErrors(400, 401, 403, 404) },
+  responses: {
+    200: jsonResponse(
+      nativeListSchema(FlakinessItemSchema, "FlakinessPage")
+        .extend({
+          summary: z
+            .object({
+              flaky_tests: z.number().int().openapi({ description: "Test cases at or above the project's flakiness threshold." }),
+              quarantined_tests: z.number().int(),
+              average_score: z.number().nullable().openapi({ description: "Over the test cases with a score; null when none has." }),
+            })
+            .openapi({ description: "Over the whole project, whatever the filters." }),
+        })
+        .openapi("FlakinessList"),
+      "Test cases.",
+    ),
+    ...nativeErrors(400, 401, 403, 404),
+  },
 });
 
 export const flakinessRoutes = surfaceApp().openapi(listRoute, async (c) => {
@@ -76,5 +98,9 @@ export const flakinessRoutes = surfaceApp().openapi(listRoute, async (c) => {
     quarantined: q.quarantined,
     includeInsufficient: q.include_insufficient,
   });
-  return c.json(nativeList(page, itemOut), 200);
+  const { summary } = page;
+  return c.json(
+    { ...nativeList(page, itemOut), summary: { flaky_tests: summary.flakyTests, quarantined_tests: summary.quarantinedTests, average_score: summary.averageScore } },
+    200,
+  );
 });

@@ -131,6 +131,10 @@ export const projectRoutes = surfaceApp()
       dataRetentionDays: body.data_retention_days,
       flakinessThreshold: body.flakiness_threshold,
       autoQuarantineEnabled: body.auto_quarantine_enabled,
+      flakinessWindow: body.flakiness_window,
+      flakinessMinSamples: body.flakiness_min_samples,
+      quarantineRecoveryDays: body.quarantine_recovery_days,
+      quarantineRecoveryRuns: body.quarantine_recovery_runs,
     });
     return c.json(settingsOut(settings), 200);
   });

@@ -147,6 +147,12 @@ export const TestRunSchema = z
     shards: z.array(
       z.object({ shard_current: z.number().int(), status: z.string(), hostname: z.string().nullable(), created_at: Timestamp, updated_at: Timestamp }),
     ),
+    quarantined_failures: z.number().int().openapi({
+      description: "Failed results of tests that were quarantined when the run completed: they do not fail the run.",
+    }),
+    status_reason: z.string().nullable().openapi({
+      description: "Why the server's status differs from what the client reported (only quarantined tests failed), or which failures it ignored.",
+    }),
     submitted_at: z.string().nullable(),
     completed_at: z.string().nullable(),
     created_at: Timestamp,
@@ -205,6 +211,8 @@ export function testRunOut(r: Run) {
       created_at: s.createdAt,
       updated_at: s.updatedAt,
     })),
+    quarantined_failures: r.quarantinedFailures,
+    status_reason: r.statusReason,
     submitted_at: r.submittedAt,
     completed_at: r.completedAt,
     created_at: r.createdAt,
@@ -376,7 +384,10 @@ export const TestCaseSchema = z
     flakiness_score: z.number().nullable().openapi({ description: "See GET /projects/{id}/flakiness for its parts." }),
     is_quarantined: z.boolean().openapi({ description: "Its failures do not block a release." }),
     quarantined_at: Timestamp.nullable(),
-    quarantined_by: z.string().nullable().openapi({ description: "The API key that quarantined it." }),
+    quarantined_by: z.string().nullable().openapi({ description: "The API key that quarantined it, or \"auto\"." }),
+    quarantine_source: z.enum(["manual", "auto"]).nullable().openapi({
+      description: "manual: set through the API, stays until lifted; auto: the project's auto-quarantine, which recovers by itself.",
+    }),
     quarantine_reason: z.string().nullable(),
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -399,6 +410,7 @@ export function testCaseOut(t: TestCase) {
     is_quarantined: t.isQuarantined,
     quarantined_at: t.quarantinedAt,
     quarantined_by: t.quarantinedBy,
+    quarantine_source: t.quarantineSource as "manual" | "auto" | null,
     quarantine_reason: t.quarantineReason,
     created_at: t.createdAt,
     updated_at: t.updatedAt,

@@ -40,6 +40,10 @@ export const ProjectSettingsSchema = z
     data_retention_days: z.number().int(),
     flakiness_threshold: z.number(),
     auto_quarantine_enabled: z.boolean(),
+    flakiness_window: z.number().int().openapi({ description: "Executions a flakiness score looks back over." }),
+    flakiness_min_samples: z.number().int().openapi({ description: "Below this many executions a test has no score (insufficient data)." }),
+    quarantine_recovery_days: z.number().int().openapi({ description: "An automatic quarantine ends after this many days without a flaky execution…" }),
+    quarantine_recovery_runs: z.number().int().openapi({ description: "…or after this many consecutive clean executions." }),
     updated_at: Timestamp,
   })
   .openapi("ProjectSettings");
@@ -49,6 +53,10 @@ export const UpdateProjectSettingsBody = z
     data_retention_days: z.number().int().min(SETTINGS_LIMITS.dataRetentionDays.min).max(SETTINGS_LIMITS.dataRetentionDays.max).optional(),
     flakiness_threshold: z.number().min(SETTINGS_LIMITS.flakinessThreshold.min).max(SETTINGS_LIMITS.flakinessThreshold.max).optional(),
     auto_quarantine_enabled: z.boolean().optional(),
+    flakiness_window: z.number().int().min(SETTINGS_LIMITS.flakinessWindow.min).max(SETTINGS_LIMITS.flakinessWindow.max).optional(),
+    flakiness_min_samples: z.number().int().min(SETTINGS_LIMITS.flakinessMinSamples.min).max(SETTINGS_LIMITS.flakinessMinSamples.max).optional(),
+    quarantine_recovery_days: z.number().int().min(SETTINGS_LIMITS.quarantineRecoveryDays.min).max(SETTINGS_LIMITS.quarantineRecoveryDays.max).optional(),
+    quarantine_recovery_runs: z.number().int().min(SETTINGS_LIMITS.quarantineRecoveryRuns.min).max(SETTINGS_LIMITS.quarantineRecoveryRuns.max).optional(),
   })
   .openapi("UpdateProjectSettings");
 
@@ -123,6 +131,10 @@ export function settingsOut(s: ProjectSettings) {
     data_retention_days: s.dataRetentionDays,
     flakiness_threshold: s.flakinessThreshold,
     auto_quarantine_enabled: s.autoQuarantineEnabled,
+    flakiness_window: s.flakinessWindow,
+    flakiness_min_samples: s.flakinessMinSamples,
+    quarantine_recovery_days: s.quarantineRecoveryDays,
+    quarantine_recovery_runs: s.quarantineRecoveryRuns,
     updated_at: s.updatedAt,
   };
 }
