@@ -58,6 +58,8 @@ interface TenantB extends Tenant {
   buildId: string;
   releaseId: string;
   webhookId: string;
+  artifactId: string;
+  uploadId: string;
 }
 
 /** Ids of tenant B for each kind of path id; a route with an id of an unknown kind fails the test. */
@@ -72,11 +74,16 @@ function idFor(path: string, b: TenantB): string {
   if (/\/builds\/\{id\}/.test(path)) return b.buildId;
   if (/\/releases\/\{id\}/.test(path)) return b.releaseId;
   if (/\/webhooks\/\{id\}/.test(path)) return b.webhookId;
+  if (/\/artifacts\/uploads\/\{id\}/.test(path)) return b.uploadId;
+  if (/\/artifacts\/\{id\}/.test(path)) return b.artifactId;
   throw new Error(`No cross-tenant id resolver for ${path}: add one to route-auth.test.ts`);
 }
 
 /** The id into {id}; any other path parameter (a part number) gets a valid value. */
 const fill = (path: string, id: string) => path.replace(/\{id\}/g, id).replace(/\{[^}]+\}/g, "1");
+
+/** A 1×1 PNG. */
+const PNG = Uint8Array.from(atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="), (ch) => ch.charCodeAt(0));
 
 let a: Tenant;
 let b: TenantB;
@@ -104,6 +111,18 @@ beforeAll(async () => {
     releaseId: (await call("/api/v1/releases", { method: "POST", key: tb.key, body: { project_id: tb.project.id, name: "b's release" } })).body.id,
     webhookId: (
       await call("/api/v1/webhooks", { method: "POST", key: tb.key, body: { url: "https://receiver.test/ok/route-auth", events: ["build.created.v1"] } })
+    ).body.id,
+    artifactId: await (async () => {
+      const form = new FormData();
+      form.append("type", "screenshot");
+      form.append("run_id", run.body.id);
+      form.append("file", new File([PNG], "b.png", { type: "image/png" }));
+      const res = await call("/api/v1/artifacts", { method: "POST", key: tb.key, body: form });
+      if (res.status !== 201) throw new Error(`setup: ${res.status} ${res.text}`);
+      return res.body.id as string;
+    })(),
+    uploadId: (
+      await call("/api/v1/artifacts/uploads", { method: "POST", key: tb.key, body: { type: "report", run_id: run.body.id, file_name: "r.zip" } })
     ).body.id,
   };
   // A key holding a single scope that no route requires: every keyed route must answer 403.
@@ -156,11 +175,11 @@ describe("every registered route", () => {
         body: op.example,
       });
       // Deleting a run is idempotent: a missing run (and so another tenant's) answers like a deleted one.
-      const idempotentDelete = op.method === "DELETE" && /\/(testruns|runs)\//.test(op.path);
+      const idempotentDelete = op.method === "DELETE" && /\/(testruns|runs|artifacts)\//.test(op.path);
       const expected = idempotentDelete ? (op.path.startsWith("/api/v1/") ? 204 : 200) : 404;
       expect(foreign.status, `${op.method} ${op.path}: ${foreign.text}`).toBe(expected);
       expect(missing.status, `${op.method} ${op.path}`).toBe(expected);
-      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing|bld|rel|wh|whd)_[0-9A-Z]+"/g, '"ID"');
+      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing|bld|rel|wh|whd|art)_[0-9A-Z]+"/g, '"ID"');
       expect(strip(foreign.body)).toBe(strip(missing.body));
     }
     // Nothing of B changed: its project and key still read back as before.
@@ -173,6 +192,8 @@ describe("every registered route", () => {
     expect((await call(`/api/v1/testcases/${b.testCaseId}`, { key: b.key })).body.title).toBe("b's test");
     expect((await call(`/api/v1/ingests/${b.ingestId}`, { key: b.key })).body.status).toBe("uploading");
     expect((await call(`/api/v1/builds/${b.buildId}`, { key: b.key })).body).toMatchObject({ status: "planned", queue_position: 1 });
+    expect((await call(`/api/v1/artifacts/${b.artifactId}`, { key: b.key })).body).toMatchObject({ status: "stored", type: "screenshot" });
+    expect((await call(`/api/v1/artifacts/${b.uploadId}`, { key: b.key })).body).toMatchObject({ status: "uploading" });
     expect((await call(`/api/v1/releases/${b.releaseId}`, { key: b.key })).body).toMatchObject({ name: "b's release", status: "planned" });
     expect((await call(`/api/v1/webhooks/${b.webhookId}`, { key: b.key })).body).toMatchObject({ is_active: true, url: "https://receiver.test/ok/route-auth" });
   });

@@ -24,11 +24,11 @@ const limitResults = bodyLimit({
 const RESULTS_SUBMISSION = /^\/api(\/v1\/testruns\/[^/]+\/results|\/tests)$/;
 
 /**
- * Reports and their parts: never limited here. Their handlers read a bounded head and stream the
+ * Reports, artifacts and their parts: never limited here. Their handlers read a bounded head and stream the
  * rest to R2 with a cap of their own (hono's bodyLimit, without Content-Length, reads the whole
  * body ahead of the handler, which is what a 100 MB report must not do).
  */
-const STREAMED = /^\/api\/v1\/(results\/ingest|ingests\/[^/]+\/parts\/[^/]+)$/;
+const STREAMED = /^\/api(\/v1\/(results\/ingest|ingests\/[^/]+\/parts\/[^/]+|artifacts|artifacts\/uploads\/[^/]+\/parts\/[^/]+)|\/upload)$/;
 
 /**
  * JSON bodies (or bodies that name no type) over 1 MB are refused with 413: from Content-Length

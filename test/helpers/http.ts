@@ -7,7 +7,7 @@ export interface CallOptions {
   method?: string;
   /** An API key, sent as `Authorization: Bearer`. */
   key?: string;
-  /** A JSON body (serialized here) or a raw string/stream sent as is. */
+  /** A JSON body (serialized here), or a raw string/stream/bytes/FormData sent as is. */
   body?: unknown;
   headers?: Record<string, string>;
   /** Full URL override, e.g. to call over http://. */
@@ -27,7 +27,13 @@ export async function call<T = any>(path: string, options: CallOptions = {}): Pr
   if (options.key) headers.set("Authorization", `Bearer ${options.key}`);
   let body: BodyInit | undefined;
   if (options.body !== undefined) {
-    if (typeof options.body === "string" || options.body instanceof ReadableStream || options.body instanceof Uint8Array) {
+    if (
+      typeof options.body === "string" ||
+      options.body instanceof ReadableStream ||
+      options.body instanceof Uint8Array ||
+      // A multipart form: the Request sets its Content-Type with the boundary.
+      options.body instanceof FormData
+    ) {
       body = options.body as BodyInit;
     } else {
       body = JSON.stringify(options.body);

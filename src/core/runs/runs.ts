@@ -9,6 +9,7 @@ import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import type { PageRequest, Paged } from "../pagination";
 import { assertProjectVisible } from "../projects/projects";
 import { markStale, refreshStaleSoon } from "../flakiness/refresh";
+import { abortRunUploads } from "../artifacts/cleanup";
 import { deleteR2Prefix, runObjectPrefix } from "../storage/r2";
 
 export const RUN_STATUSES = ["queued", "running", "passed", "failed", "cancelled"] as const;
@@ -513,6 +514,8 @@ export async function purgeRun(
   bucket: R2Bucket,
   run: { id: string; projectId: string },
 ): Promise<number> {
+  // Open artifact uploads first (R2 keeps their parts apart from the prefix), then every object.
+  await abortRunUploads(db, bucket, run.id);
   await deleteR2Prefix(bucket, runObjectPrefix(run.projectId, run.id));
   let marked = 0;
   for (;;) {

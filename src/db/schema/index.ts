@@ -10,3 +10,4 @@ export * from "./events";
 export * from "./ingests";
 export * from "./releases";
 export * from "./webhooks";
+export * from "./artifacts";

@@ -1,5 +1,6 @@
 import { surfaceApp } from "../shared";
 import { reportingApiKeyRoutes } from "./api-keys";
+import { reportingArtifactRoutes } from "./artifacts";
 import { reportingFlakinessRoutes } from "./flakiness";
 import { reportingProjectRoutes } from "./projects";
 import { reportingRunRoutes } from "./runs";
@@ -19,5 +20,6 @@ export function reportingSurface() {
   app.route("/", reportingTestSuiteRoutes);
   app.route("/", reportingWebhookRoutes);
   app.route("/", reportingFlakinessRoutes);
+  app.route("/", reportingArtifactRoutes);
   return app;
 }

@@ -4,6 +4,7 @@ import { apiKeyRoutes } from "./api-keys";
 import { organizationRoutes } from "./organizations";
 import { buildRoutes } from "./builds";
 import { eventRoutes } from "./events";
+import { artifactRoutes } from "./artifacts";
 import { flakinessRoutes } from "./flakiness";
 import { ingestRoutes } from "./ingest";
 import { releaseRoutes } from "./releases";
@@ -29,5 +30,6 @@ export function nativeSurface() {
   app.route("/", webhookRoutes);
   app.route("/", eventRoutes);
   app.route("/", flakinessRoutes);
+  app.route("/", artifactRoutes);
   return app;
 }
