@@ -338,7 +338,17 @@ describe("large files in parts", () => {
     const put = (id: string, n: number, body: Uint8Array) =>
       call(`/api/v1/artifacts/uploads/${id}/parts/${n}`, { method: "PUT", key: t.key, body, headers: { "content-length": String(body.length) } });
 
-    expect((await call("/api/v1/artifacts/uploads", { method: "POST", key: t.key, body: { type: "trace", run_id: runId, file_name: "t.zip", size: 51 * MiB } })).status).toBe(413);
+    // Each type's limit, from the declared size, before any byte is sent.
+    for (const [type, max] of [["screenshot", 5], ["video", 100], ["trace", 50], ["report", 200]] as const) {
+      const opened = (size: number) =>
+        call("/api/v1/artifacts/uploads", { method: "POST", key: t.key, body: { type, run_id: runId, file_name: "f", size } });
+      const over = await opened(max * MiB + 1);
+      expect(over.status, type).toBe(413);
+      expect(over.body.message).toMatch(new RegExp(`at most ${max} MB`));
+      const fits = await opened(max * MiB);
+      expect(fits.status, type).toBe(201);
+      expect((await call(`/api/v1/artifacts/uploads/${fits.body.id}`, { method: "DELETE", key: t.key })).status).toBe(204);
+    }
     const wrong = await open();
     expect((await put(wrong, 1, fileOf(PNG, 100))).status).toBe(415);
     const big = await open();
