@@ -11,3 +11,4 @@ export * from "./ingests";
 export * from "./releases";
 export * from "./webhooks";
 export * from "./artifacts";
+export * from "./plans";

@@ -10,6 +10,11 @@ export const organizations = sqliteTable("organizations", {
   maxWebhooks: integer("max_webhooks"),
   /** RateLimitConfig (src/core/rate-limits/limits.ts); NULL follows the deployment's default tier. */
   rateLimits: text("rate_limits", { mode: "json" }).$type<import("../../core/rate-limits/limits").RateLimitConfig>(),
+  /** Credits left for queued test runs (reference 002's 402); NULL is unlimited (the self-hosted default). */
+  credits: integer("credits"),
+  /** What a queued quick run and a deep run cost in credits. */
+  creditCostQuick: integer("credit_cost_quick").notNull().default(1),
+  creditCostDeep: integer("credit_cost_deep").notNull().default(3),
   createdAt: text("created_at").notNull(),
   updatedAt: text("updated_at").notNull(),
 });
