@@ -21,7 +21,7 @@ const DOCUMENTED = [
   "testcase.quarantined.v1",
   "webhook.ping",
 ];
-const NOT_EMITTED = ["testrun.queued.v1"];
+const NOT_EMITTED: string[] = [];
 
 type JsonSchema = Record<string, any>;
 const schemaOf = (type: EventType): JsonSchema => eventPayloadJsonSchema(type);
@@ -234,6 +234,10 @@ describe("the catalog matches what the outbox stores", () => {
       201,
     );
 
+    // A plan triggered: its run is queued for a runner (testrun.queued.v1).
+    const triggered = await post("/api/v1/testplans", { project_id, name: "catalog plan" }, 201);
+    await post(`/api/v1/testplans/${triggered.id}/trigger`, {}, 201);
+
     // Last, so the subscription receives nothing but its ping; subscribing to every catalog type
     // also proves the webhooks accept each one.
     const webhook = await post("/api/v1/webhooks", { url: "https://receiver.test/ok/events-catalog", events: [...EVENT_TYPES] }, 201);
@@ -262,7 +266,7 @@ describe("the catalog matches what the outbox stores", () => {
   it("covers every type emitted today with real rows, and none of the types reserved for later", () => {
     const seen = new Set(rows.map((r) => r.type));
     const expected = EVENT_CATALOG.filter((d) => d.emitted).map((d) => d.type);
-    expect(expected).toHaveLength(11);
+    expect(expected).toHaveLength(12);
     for (const type of expected) expect(seen.has(type), type).toBe(true);
     for (const type of NOT_EMITTED) expect(seen.has(type), type).toBe(false);
   });
@@ -308,11 +312,11 @@ describe("the catalog matches what the outbox stores", () => {
         expect(schema.safeParse(withInner(less)).success, `${row.type} - ${key}`).toBe(false);
       }
     }
-    expect(checked.size).toBe(11);
+    expect(checked.size).toBe(12);
   });
 });
 
-describe("the contracts of the types not emitted yet", () => {
+describe("hand-written payload examples against the contracts", () => {
   const now = "2026-03-19T10:00:00.000Z";
   const id = (prefix: string) => `${prefix}_01JD3W6Q8X4N2B7R5T9V0YHZKM`;
   const run = {

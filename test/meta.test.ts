@@ -78,14 +78,17 @@ describe("errors and request ids", () => {
   });
 
   it("the plan-trigger and suite-trigger paths answer in their own envelopes", async () => {
-    // Their endpoints arrive with the triggers issue; until then the paths are unknown, and say so
-    // in the envelope their clients parse.
-    const plan = await call("/api/v1/run", { method: "POST", body: {} });
+    // Unknown paths under them, and their 401s, say so in the envelope their clients parse.
+    const plan = await call("/api/v1/run/nope", { method: "POST", body: {} });
     expect(plan.status).toBe(404);
     expect(plan.body).toEqual({ error: "Resource not found" });
-    const suite = await call("/api/v1/qa/external/testsuite/trigger", { method: "POST", body: {} });
+    expect((await call("/api/v1/run", { method: "POST", body: {} })).body).toEqual({ error: "Invalid API key" });
+    const suite = await call("/api/v1/qa/external/nope", { method: "POST", body: {} });
     expect(suite.status).toBe(404);
     expect(suite.body).toEqual({ detail: "Resource not found" });
+    const unauthorized = await call("/api/v1/qa/external/testsuite/trigger", { method: "POST", body: {} });
+    expect(unauthorized.status).toBe(401);
+    expect(Object.keys(unauthorized.body)).toEqual(["detail"]);
   });
 
   it("client errors are logged with the request id, never with the key", async () => {

@@ -97,6 +97,13 @@ export class NotFound extends DomainError {
   ) {
     super(`${resource} not found.`, details);
   }
+
+  /** A 404 whose sentence a compatible surface fixes (reference 002's "No test plans found"). */
+  static saying(message: string, resource: string, details: Record<string, unknown> = {}): NotFound {
+    const err = new NotFound(resource, details);
+    err.message = message;
+    return err;
+  }
 }
 
 export class Conflict extends DomainError {

@@ -195,7 +195,7 @@ const definitions: { [T in EventType]: { description: string; emitted: boolean }
   "run.failed": { description: "A run finished with status failed.", emitted: true },
   "testrun.queued.v1": {
     description: "A test plan's trigger queued a test run, which waits for a runner to claim its job.",
-    emitted: false,
+    emitted: true,
   },
   "testcase.flaky.v1": {
     description: "A test case's flakiness score reached its project's flakiness threshold.",

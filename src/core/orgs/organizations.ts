@@ -13,12 +13,23 @@ export interface Organization {
   id: string;
   number: number;
   name: string;
+  /** Credits left for queued runs; null is unlimited. */
+  credits: number | null;
+  creditCosts: { quickTest: number; deepTest: number };
   createdAt: string;
   updatedAt: string;
 }
 
 export function toOrganization(row: OrganizationRow): Organization {
-  return { id: row.id, number: row.number, name: row.name, createdAt: row.createdAt, updatedAt: row.updatedAt };
+  return {
+    id: row.id,
+    number: row.number,
+    name: row.name,
+    credits: row.credits,
+    creditCosts: { quickTest: row.creditCostQuick, deepTest: row.creditCostDeep },
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
 }
 
 export interface CreatedOrganization {
@@ -96,6 +107,9 @@ export interface OrganizationLimits {
   maxWebhooks: number | null;
   /** Null follows the deployment's default tier (RATE_LIMIT_TIER). */
   rateLimits: RateLimitConfig | null;
+  /** Credits for queued runs (reference 002); null is unlimited. */
+  credits: number | null;
+  creditCosts: { quickTest?: number; deepTest?: number };
 }
 
 /** Deployment administration (ADMIN_TOKEN): an organization's limits. Fields left out stay. */
@@ -103,10 +117,13 @@ export async function updateOrganizationLimits(
   ctx: AdminContext,
   id: string,
   input: Partial<OrganizationLimits>,
-): Promise<Organization & OrganizationLimits> {
+): Promise<Organization & Omit<OrganizationLimits, "creditCosts">> {
   const changes: Partial<typeof organizations.$inferInsert> = { updatedAt: nowIso(ctx.clock) };
   if (input.maxWebhooks !== undefined) changes.maxWebhooks = input.maxWebhooks;
   if (input.rateLimits !== undefined) changes.rateLimits = input.rateLimits;
+  if (input.credits !== undefined) changes.credits = input.credits;
+  if (input.creditCosts?.quickTest !== undefined) changes.creditCostQuick = input.creditCosts.quickTest;
+  if (input.creditCosts?.deepTest !== undefined) changes.creditCostDeep = input.creditCosts.deepTest;
   const row = await ctx.db.update(organizations).set(changes).where(eq(organizations.id, id)).returning().get();
   if (!row) throw new NotFound("Organization", { id });
   return { ...toOrganization(row), maxWebhooks: row.maxWebhooks, rateLimits: row.rateLimits ?? null };

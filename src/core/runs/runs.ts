@@ -252,6 +252,10 @@ function statusChange(runId: string, status: RunStatus | "merged", now: string):
     insertRunEvent(RUN_EVENT_TYPES.completed, completedHere, now),
     insertRunEvent(RUN_EVENT_TYPES.reportingCompleted, completedHere, now),
     insertRunEvent(RUN_EVENT_TYPES.reportingFailed, sql`${completedHere} AND r.status = 'failed'`, now),
+    // A run queued by a trigger is its job: completing the run ends the job.
+    sql`UPDATE jobs SET status = CASE WHEN (SELECT status FROM test_runs WHERE id = ${runId}) = 'cancelled' THEN 'cancelled' ELSE 'done' END,
+        lease_until = NULL, finished_at = ${now}, updated_at = ${now}
+      WHERE run_id = ${runId} AND status IN ('queued', 'claimed') AND EXISTS (SELECT 1 FROM test_runs r WHERE ${completedHere})`,
     // With its final counts the run may turn out an outage, whose executions flakiness leaves
     // out: its test cases are scored again. A run without failures cannot be one.
     markStale(sql`SELECT x.test_case_id FROM results x

@@ -8,6 +8,7 @@ import { adminContext, jsonBody, jsonResponse, surfaceApp } from "../shared";
 import {
   CreateOrganizationBody,
   CreatedOrganizationSchema,
+  CreditCostsSchema,
   issuedApiKeyOut,
   organizationOut,
   projectOut,
@@ -44,6 +45,13 @@ const UpdateOrganizationBody = z
         description: `A tier (${Object.keys(RATE_LIMIT_TIERS).join(", ")}; "unlimited" turns limiting off), or {"tier": ..., "overrides": {"<group>": requests per minute}} with groups ${RATE_LIMIT_GROUP_NAMES.join(", ")}; null returns to the deployment's default tier.`,
         example: { tier: "pro", overrides: { runs_write: 300 } },
       }),
+    credits: z.number().int().min(0).max(1_000_000_000).nullable().optional().openapi({
+      description: "Credits for queued test runs (reference 002's 402 when they run out); null is unlimited (the default).",
+    }),
+    credit_costs: z
+      .object({ quickTest: z.number().int().min(0).max(1_000_000).optional(), deepTest: z.number().int().min(0).max(1_000_000).optional() })
+      .optional()
+      .openapi({ description: "What a queued quick and deep run cost; defaults 1 and 3." }),
   })
   .openapi("AdminUpdateOrganization");
 
@@ -53,6 +61,8 @@ const AdminOrganizationSchema = z
     number: z.number().int(),
     name: z.string(),
     max_webhooks: z.number().int().nullable(),
+    credits: z.number().int().nullable(),
+    credit_costs: CreditCostsSchema,
     rate_limits: z.object({ tier: z.enum(Object.keys(RATE_LIMIT_TIERS) as [RateLimitTier, ...RateLimitTier[]]).optional(), overrides: z.record(z.string(), z.number()).optional() }).nullable(),
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -64,7 +74,7 @@ const updateOrganizationRoute = defineRoute("admin", {
   path: "/admin/organizations/{id}",
   operationId: "adminUpdateOrganization",
   tags: ["native: admin"],
-  summary: "Set an organization's limits: webhook subscriptions and API rate limits (ADMIN_TOKEN)",
+  summary: "Set an organization's limits: webhook subscriptions, API rate limits and credits (ADMIN_TOKEN)",
   request: { params: IdParam, body: jsonBody(UpdateOrganizationBody) },
   responses: { 200: jsonResponse(AdminOrganizationSchema, "The organization."), ...nativeErrors(400, 401, 404, 413, 415) },
 });
@@ -75,6 +85,8 @@ export const adminRoutes = surfaceApp()
     const org = await updateOrganizationLimits(adminContext(c), c.req.valid("param").id, {
       maxWebhooks: body.max_webhooks,
       rateLimits: body.rate_limits === undefined ? undefined : parseRateLimitConfig(body.rate_limits),
+      credits: body.credits,
+      creditCosts: body.credit_costs,
     });
     return c.json(
       {
@@ -82,6 +94,8 @@ export const adminRoutes = surfaceApp()
         number: org.number,
         name: org.name,
         max_webhooks: org.maxWebhooks,
+        credits: org.credits,
+        credit_costs: org.creditCosts,
         rate_limits: org.rateLimits,
         created_at: org.createdAt,
         updated_at: org.updatedAt,

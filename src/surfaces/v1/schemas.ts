@@ -10,8 +10,20 @@ const ScopeEnum = z.enum(SCOPES);
 
 export { IdParam } from "../fields";
 
+export const CreditCostsSchema = z
+  .object({ quickTest: z.number().int(), deepTest: z.number().int() })
+  .openapi({ description: "Credits a queued run costs, by test type." });
+
 export const OrganizationSchema = z
-  .object({ id: z.string().openapi({ example: "org_01JD3W6Q8X4N2B7R5T9V0YHZKM" }), number: z.number().int(), name: z.string(), created_at: Timestamp, updated_at: Timestamp })
+  .object({
+    id: z.string().openapi({ example: "org_01JD3W6Q8X4N2B7R5T9V0YHZKM" }),
+    number: z.number().int(),
+    name: z.string(),
+    credits: z.number().int().nullable().openapi({ description: "Credits left for queued test runs; null is unlimited (the self-hosted default). Set with PATCH /admin/organizations/{id}." }),
+    credit_costs: CreditCostsSchema,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
   .openapi("Organization");
 
 export const ProjectSchema = z
@@ -110,7 +122,7 @@ export const CreatedOrganizationSchema = z
   .openapi("CreatedOrganization");
 
 export function organizationOut(o: Organization) {
-  return { id: o.id, number: o.number, name: o.name, created_at: o.createdAt, updated_at: o.updatedAt };
+  return { id: o.id, number: o.number, name: o.name, credits: o.credits, credit_costs: o.creditCosts, created_at: o.createdAt, updated_at: o.updatedAt };
 }
 
 export function projectOut(p: Project) {
