@@ -60,6 +60,8 @@ interface TenantB extends Tenant {
   webhookId: string;
   artifactId: string;
   uploadId: string;
+  planId: string;
+  jobId: string;
 }
 
 /** Ids of tenant B for each kind of path id; a route with an id of an unknown kind fails the test. */
@@ -74,6 +76,8 @@ function idFor(path: string, b: TenantB): string {
   if (/\/builds\/\{id\}/.test(path)) return b.buildId;
   if (/\/releases\/\{id\}/.test(path)) return b.releaseId;
   if (/\/webhooks\/\{id\}/.test(path)) return b.webhookId;
+  if (/\/testplans\/\{id\}/.test(path)) return b.planId;
+  if (/\/jobs\/\{id\}/.test(path)) return b.jobId;
   if (/\/artifacts\/uploads\/\{id\}/.test(path)) return b.uploadId;
   if (/\/artifacts\/\{id\}/.test(path)) return b.artifactId;
   throw new Error(`No cross-tenant id resolver for ${path}: add one to route-auth.test.ts`);
@@ -124,6 +128,12 @@ beforeAll(async () => {
     uploadId: (
       await call("/api/v1/artifacts/uploads", { method: "POST", key: tb.key, body: { type: "report", run_id: run.body.id, file_name: "r.zip" } })
     ).body.id,
+    ...(await (async () => {
+      const plan = await call("/api/v1/testplans", { method: "POST", key: tb.key, body: { project_id: tb.project.id, name: "b's plan" } });
+      const triggered = await call(`/api/v1/testplans/${plan.body.id}/trigger`, { method: "POST", key: tb.key, body: {} });
+      if (triggered.status !== 201) throw new Error(`setup: ${triggered.status} ${triggered.text}`);
+      return { planId: plan.body.id as string, jobId: triggered.body.jobs[0].job_id as string };
+    })()),
   };
   // A key holding a single scope that no route requires: every keyed route must answer 403.
   noScopeKey = (await createKey(a, { scopes: ["jobs:run"] })).key;
@@ -142,7 +152,9 @@ describe("every registered route", () => {
     for (const op of guarded) {
       const res = await call(fill(op.path, "x_1"), { method: op.method, body: op.example });
       expect(res.status, `${op.method} ${op.path}`).toBe(401);
-      if (op.path.startsWith("/api/v1/")) expect(res.body.error, op.path).toBe("unauthorized");
+      if (op.path === "/api/v1/run") expect(res.body, op.path).toEqual({ error: "Invalid API key" });
+      else if (op.path.startsWith("/api/v1/qa/external/")) expect(Object.keys(res.body), op.path).toEqual(["detail"]);
+      else if (op.path.startsWith("/api/v1/")) expect(res.body.error, op.path).toBe("unauthorized");
       else expect(res.body.error.code, op.path).toBe("UNAUTHORIZED");
     }
   });
@@ -179,7 +191,7 @@ describe("every registered route", () => {
       const expected = idempotentDelete ? (op.path.startsWith("/api/v1/") ? 204 : 200) : 404;
       expect(foreign.status, `${op.method} ${op.path}: ${foreign.text}`).toBe(expected);
       expect(missing.status, `${op.method} ${op.path}`).toBe(expected);
-      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing|bld|rel|wh|whd|art)_[0-9A-Z]+"/g, '"ID"');
+      const strip = (body: any) => JSON.stringify(body ?? null).replace(/"(org|proj|key|run|res|tc|ing|bld|rel|wh|whd|art|plan|job)_[0-9A-Z]+"/g, '"ID"');
       expect(strip(foreign.body)).toBe(strip(missing.body));
     }
     // Nothing of B changed: its project and key still read back as before.

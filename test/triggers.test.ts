@@ -271,3 +271,25 @@ describe("native trigger and job completion", () => {
     expect((await call(`/api/v1/testplans/${p.id}/trigger`, { method: "POST", key: reader.key, body: {} })).status).toBe(403);
   });
 });
+
+describe("the cron and lapsed jobs", () => {
+  it("fails a job whose last lease lapsed, and its run, even when no runner claims again", async () => {
+    const t = await createTenant();
+    const p = await plan(t);
+    const queued = await call(`/api/v1/testplans/${p.id}/trigger`, { method: "POST", key: t.key, body: {} });
+    const runner = await createKey(t, { scopes: ["jobs:run"] });
+    expect((await call("/api/v1/jobs/claim", { method: "POST", key: runner.key, body: {} })).status).toBe(200);
+    const jobId = queued.body.jobs[0].job_id;
+    // Its third attempt, with the lease already over: the only way to let time pass in D1.
+    await env.DB.prepare("UPDATE jobs SET attempts = max_attempts, lease_until = ? WHERE id = ?").bind(new Date(Date.now() - 1000).toISOString(), jobId).run();
+    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../src/index")).default;
+    const ctx = createExecutionContext();
+    await worker.scheduled!(createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const job = await env.DB.prepare("SELECT status, error FROM jobs WHERE id = ?").bind(jobId).first<{ status: string; error: string }>();
+    expect(job).toEqual({ status: "failed", error: "The lease expired on the last of 3 attempts." });
+    const failedRun = await call(`/api/v1/testruns/${queued.body.jobs[0].run_id}`, { key: t.key });
+    expect(failedRun.body).toMatchObject({ status: "failed", status_reason: "The lease expired on the last of 3 attempts." });
+  });
+});

@@ -7,6 +7,7 @@ import { createDb } from "../db/client";
 import { recoverIdleQuarantines, refreshStale } from "../core/flakiness/refresh";
 import { expireArtifactUploads, purgeStaging } from "../core/artifacts/cleanup";
 import { STAGING_PREFIX } from "../core/storage/r2";
+import { sweepLapsedJobs } from "../core/jobs/runner";
 
 /** Stale flakiness scores one cron refreshes (the queue takes the bulk; this is the safety net). */
 const STALE_PER_CRON = 5000;
@@ -18,7 +19,8 @@ import type { Env } from "../env";
  * events the outbox still holds (a failed send after their write) and forget old deliveries;
  * delete runs older than their project's retention, a bounded number per run of the cron; refresh
  * flakiness scores marked out of date and end automatic quarantines that have recovered; abort
- * artifact uploads past their day and delete staged files a failed upload left behind.
+ * artifact uploads past their day and delete staged files a failed upload left behind; fail jobs
+ * whose last lease lapsed.
  */
 export async function runHousekeeping(
   env: Env,
@@ -32,12 +34,14 @@ export async function runHousekeeping(
   retention: Awaited<ReturnType<typeof applyRetention>>;
   flakiness: { refreshed: number; more: boolean; recovered: number };
   artifacts: { uploadsExpired: number; stagedPurged: number };
+  jobsFailed: number;
 }> {
   const db = createDb(env.DB);
   const idempotencyRecordsPurged = await purgeExpiredIdempotencyRecords(db, now);
   const deletedRunsPurged = await purgeDeletedRuns(db, env.ARTIFACTS);
   const ingests = await sweepIngests(db, env, now);
   const eventsSent = await flushOutbox(env);
+  const jobsFailed = await sweepLapsedJobs(db, now);
   const artifacts = { uploadsExpired: await expireArtifactUploads(db, env.ARTIFACTS, now), stagedPurged: await purgeStaging(env.ARTIFACTS, now, STAGING_PREFIX) };
   const deliveriesPurged = await purgeOldDeliveries(env, now);
   // Last: the heaviest part, and an error in it must not keep the outbox from being flushed.
@@ -51,5 +55,5 @@ export async function runHousekeeping(
   const refreshed = await refreshStale(db, at, { max: STALE_PER_CRON });
   const recovered = await recoverIdleQuarantines(db, at);
   if (refreshed.refreshed > 0 || recovered > 0) await flushOutbox(env);
-  return { idempotencyRecordsPurged, deletedRunsPurged, ingests, eventsSent, deliveriesPurged, retention, flakiness: { ...refreshed, recovered }, artifacts };
+  return { idempotencyRecordsPurged, deletedRunsPurged, ingests, eventsSent, deliveriesPurged, retention, flakiness: { ...refreshed, recovered }, artifacts, jobsFailed };
 }

@@ -5,6 +5,9 @@ import { organizationRoutes } from "./organizations";
 import { buildRoutes } from "./builds";
 import { eventRoutes } from "./events";
 import { artifactRoutes } from "./artifacts";
+import { jobRoutes } from "./jobs";
+import { testPlanRoutes } from "./testplans";
+import { triggerRoutes } from "./triggers";
 import { flakinessRoutes } from "./flakiness";
 import { ingestRoutes } from "./ingest";
 import { releaseRoutes } from "./releases";
@@ -31,5 +34,8 @@ export function nativeSurface() {
   app.route("/", eventRoutes);
   app.route("/", flakinessRoutes);
   app.route("/", artifactRoutes);
+  app.route("/", testPlanRoutes);
+  app.route("/", triggerRoutes);
+  app.route("/", jobRoutes);
   return app;
 }
