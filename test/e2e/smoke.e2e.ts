@@ -181,4 +181,48 @@ describe("local server over HTTP", () => {
     expect(second.status).toBe(202);
     expect(await second.json()).toMatchObject({ name: "main", queue_position: 2 });
   });
+
+  it("answers reference 002's and 004's request and error examples", async () => {
+    expect(apiKey, "needs the key from an earlier test").not.toBe("");
+    const plan = await call("POST", "/api/v1/testplans", { token: apiKey, json: { project_id: projectId, name: "Login Flow", tags: { tag_name_1: ["value_1"], tag_name_2: ["value_3"] } } });
+    expect(plan.status, plan.text).toBe(201);
+    const signup = await call("POST", "/api/v1/testplans", { token: apiKey, json: { project_id: projectId, name: "Signup Flow", default_test_type: "deepTest" } });
+    const post = (path: string, body: unknown, headers: Record<string, string>) =>
+      fetch(`${baseUrl}${path}`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).then(
+        async (r) => ({ status: r.status, body: await r.json() }),
+      );
+    const bearer = { Authorization: `Bearer ${apiKey}` };
+    // Reference 002: single, multiple (array and string), project, buildId, cookies; then its errors.
+    expect(await post("/api/v1/run", { testPlanId: plan.body.number, testType: "quickTest" }, bearer)).toMatchObject({ status: 200, body: { status: "queued", testPlanId: plan.body.number, testType: "quickTest" } });
+    expect(await post("/api/v1/run", { testPlanIds: [plan.body.number, signup.body.number], testType: "deepTest" }, bearer)).toMatchObject({ status: 200, body: { triggered: 2, failed: 0 } });
+    expect(await post("/api/v1/run", { testPlanIds: `${plan.body.number},${signup.body.number}` }, bearer)).toMatchObject({ status: 200, body: { triggered: 2 } });
+    expect(await post("/api/v1/run", { projectId: 1 }, bearer)).toMatchObject({ status: 200, body: { triggered: 2 } });
+    expect(await post("/api/v1/run", { testPlanId: plan.body.number, buildId: "abc123" }, bearer)).toMatchObject({ status: 200, body: { buildId: "abc123" } });
+    expect(await post("/api/v1/run", { testPlanId: plan.body.number, cookies: [{ name: "session", value: "abc123xyz", domain: ".myapp.com" }] }, bearer)).toMatchObject({ status: 200 });
+    expect(await post("/api/v1/run", { testPlanId: plan.body.number }, { Authorization: "Bearer tl_xxxxx" })).toEqual({ status: 401, body: { error: "Invalid API key" } });
+    expect(await post("/api/v1/run", { testPlanId: 999_999 }, bearer)).toEqual({ status: 404, body: { error: "No test plans found" } });
+    expect(await post("/api/v1/run", {}, bearer)).toEqual({ status: 400, body: { error: "One of testPlanId, testPlanIds, or projectId is required" } });
+    // Reference 004: its example (with a build, an environment and a context of the project), then its errors.
+    const build = await call("POST", "/api/v1/builds", { token: apiKey, json: { project_id: projectId, name: "build_file" } });
+    await call("POST", `/api/v1/projects/${projectId}/environments`, { token: apiKey, json: { name: "staging" } });
+    await call("POST", `/api/v1/projects/${projectId}/contexts`, { token: apiKey, json: { name: "logged-in-user", data: {} } });
+    const panto = { "X-PANTO-API-KEY": apiKey };
+    const example = (extra: Record<string, unknown> = {}) => ({
+      app_id: build.body.id,
+      tags: { include: { tag_name_1: ["value_1", "value_2"], tag_name_2: ["value_3"] } },
+      devices: [{ device_name: "iPhone 13", platform_version: "16.0" }],
+      env_name: "staging",
+      context_name: "logged-in-user",
+      ...extra,
+    });
+    const ok = await post("/api/v1/qa/external/testsuite/trigger", example(), panto);
+    expect(ok).toMatchObject({ status: 200, body: { message: "Triggered 1 test suite(s) matched." } });
+    expect(ok.body.test_runs).toHaveLength(1);
+    expect((await post("/api/v1/qa/external/testsuite/trigger", example({ env_name: "prod" }), panto)).body).toEqual({ detail: "Environment not found" });
+    expect((await post("/api/v1/qa/external/testsuite/trigger", example({ context_name: "nobody" }), panto)).body).toEqual({ detail: "Context not found" });
+    expect((await post("/api/v1/qa/external/testsuite/trigger", example({ app_id: "build_file_id" }), panto)).body).toEqual({ detail: "Build file not found" });
+    expect((await post("/api/v1/qa/external/testsuite/trigger", example({ tags: { include: { tag_name_1: ["none"] } } }), panto)).body).toEqual({
+      detail: "No test suites found matching the provided tags",
+    });
+  });
 });
