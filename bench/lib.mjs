@@ -270,8 +270,9 @@ export async function createOrganization(agent, base, names = {}) {
  * @param {(options: O) => number} spec.maxSockets connections the agent may open
  * @param {(ctx: BenchContext, options: O) => Promise<void>} spec.body
  * @param {boolean} [spec.rateLimited] keep rate limiting on (otherwise the server runs with RATE_LIMITS=off)
+ * @param {Record<string, string>} [spec.vars] more variables for the server (e.g. D1_METRICS: "on")
  */
-export function runBenchmark({ readOptions, maxSockets, body, rateLimited = false }) {
+export function runBenchmark({ readOptions, maxSockets, body, rateLimited = false, vars = {} }) {
   /** Set once a signal has started stopping the server: failures after it are expected. */
   let interrupted = false;
 
@@ -300,7 +301,7 @@ export function runBenchmark({ readOptions, maxSockets, body, rateLimited = fals
       server = await startLocalServer({
         tempPrefix: "greenlight-bench-",
         // Rate limiting stays on only where a benchmark measures it (it would refuse a load test).
-        vars: { REQUIRE_HTTPS: "false", ADMIN_TOKEN, URL_SIGNING_SECRET: "bench-signing-secret", ...(rateLimited ? {} : { RATE_LIMITS: "off" }) },
+        vars: { REQUIRE_HTTPS: "false", ADMIN_TOKEN, URL_SIGNING_SECRET: "bench-signing-secret", ...(rateLimited ? {} : { RATE_LIMITS: "off" }), ...vars },
       });
       const base = new URL(server.baseUrl);
       if (base.hostname !== HOST) throw new Error(`refusing a non-loopback server address: ${server.baseUrl}`);

@@ -54,8 +54,7 @@
 // Not part of `npm test`.
 
 import http from "node:http";
-import { HOST, startLocalServer } from "../scripts/local-server.mjs";
-import { ADMIN_TOKEN, BadAnswer, BenchError, UsageError, createOrganization, printTable, readIntOptions, request, round } from "./lib.mjs";
+import { BadAnswer, BenchError, UsageError, createOrganization, printTable, readIntOptions, request, round, runBenchmark } from "./lib.mjs";
 
 const BENCH = "reads";
 const CHUNK = 1000;
@@ -400,57 +399,5 @@ async function body({ base, agent }, options) {
   }
 }
 
-// The lifecycle of runBenchmark in bench/lib.mjs, which fixes the server's vars: this benchmark
-// needs D1_METRICS=on as well.
-let interrupted = false;
-
-async function main() {
-  const options = readOptions();
-  /** @type {import("../scripts/local-server.mjs").LocalServer | undefined} */
-  let server;
-  const onSignal = (/** @type {NodeJS.Signals} */ signal) => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    console.error(`[bench] ${signal}: stopping the local server`);
-    const done = () => process.exit(signal === "SIGINT" ? 130 : 143);
-    (server ? server.stop() : Promise.resolve()).then(done, done);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGHUP", onSignal);
-
-  const agent = new http.Agent({ keepAlive: true, maxSockets: LOAD_CONCURRENCY + 1 });
-  try {
-    console.error("[bench] starting the local server (migrations + wrangler dev)...");
-    const startedAt = performance.now();
-    server = await startLocalServer({
-      tempPrefix: "greenlight-bench-",
-      vars: { REQUIRE_HTTPS: "false", ADMIN_TOKEN, URL_SIGNING_SECRET: "bench-signing-secret", RATE_LIMITS: "off", D1_METRICS: "on" },
-    });
-    const base = new URL(server.baseUrl);
-    if (base.hostname !== HOST) throw new Error(`refusing a non-loopback server address: ${server.baseUrl}`);
-    console.error(`[bench] server up at ${server.baseUrl} after ${((performance.now() - startedAt) / 1000).toFixed(1)} s`);
-    await body({ base, agent }, options);
-  } finally {
-    agent.destroy();
-    if (server && !interrupted) {
-      console.error("[bench] stopping the local server");
-      await server.stop();
-    }
-  }
-}
-
-main().then(
-  () => {
-    process.exitCode = 0;
-  },
-  (err) => {
-    if (interrupted) return;
-    const quiet = err instanceof BenchError || err instanceof UsageError;
-    console.error(`[bench] failed: ${quiet ? err.message : (err?.stack ?? err)}`);
-    if (err instanceof BadAnswer && err.message.includes("restarted mid-request")) {
-      console.error("[bench] wrangler dev reloads the worker when a file under src/ changes: run again with the tree unchanged");
-    }
-    process.exitCode = err instanceof UsageError ? 2 : 1;
-  },
-);
+// The server reports each request's D1 cost only with D1_METRICS=on.
+runBenchmark({ readOptions, maxSockets: () => LOAD_CONCURRENCY * 2 + 2, body, vars: { D1_METRICS: "on" } });
