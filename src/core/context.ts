@@ -11,6 +11,12 @@ export interface Principal {
   /** Set when the key is restricted to one project: it sees nothing else. */
   projectId: string | null;
   scopes: ReadonlySet<string>;
+  /** The user behind a session, or who created the key (when a user did). */
+  userId?: string | null;
+  /** Set for a browser session: logout ends it. */
+  sessionId?: string | null;
+  /** The user's role in the organization (sessions, and keys a user created). */
+  role?: import("../db/schema").MemberRole | null;
   /** The organization's rate-limit setting, read with the key (no second query per request). */
   rateLimits?: RateLimitConfig | null;
 }

@@ -4,6 +4,7 @@ import { createDb } from "../db/client";
 import { requireScope, systemClock } from "../core/context";
 import { NotFound, Unauthorized } from "../core/errors";
 import { authenticateKey } from "../core/keys/api-keys";
+import { authenticateSession, presentedSession } from "../core/users/sessions";
 import type { Scope } from "../core/keys/scopes";
 import type { RateLimitGroup } from "../core/rate-limits/limits";
 import { timingSafeEqualStrings } from "../lib/crypto";
@@ -21,7 +22,7 @@ export function presentedKey(headers: Headers): string | null {
 }
 
 /**
- * Authenticates the API key (401; repeated failures from one address become 429), counts the
+ * Authenticates the API key (or, when none is sent, the session cookie) (401; repeated failures from one address become 429), counts the
  * request against the key's limit for the route's group (429), and checks the route's scope
  * (403), all before the body is validated.
  */
@@ -30,7 +31,13 @@ export function requireKey(scope: Scope, group: RateLimitGroup): MiddlewareHandl
     refuseBlockedAddress(c);
     let principal;
     try {
-      principal = await authenticateKey(createDb(c.env.DB), presentedKey(c.req.raw.headers), systemClock);
+      const key = presentedKey(c.req.raw.headers);
+      const session = key ? null : presentedSession(c.req.header("cookie") ?? null);
+      // A browser session (our cookie, or reference 003's sb-access-token) is checked by the same
+      // scopes as a key: its user's role decides them (ROLE_SCOPES).
+      principal = session
+        ? await authenticateSession(createDb(c.env.DB), session, systemClock)
+        : await authenticateKey(createDb(c.env.DB), key, systemClock);
     } catch (err) {
       if (err instanceof Unauthorized) await limitFailedAuth(c);
       throw err;
@@ -39,7 +46,7 @@ export function requireKey(scope: Scope, group: RateLimitGroup): MiddlewareHandl
     await limitKeyRequest(c, principal, group);
     requireScope(principal, scope);
     c.set("principal", principal);
-    c.set("callerScope", `key:${principal.keyId}`);
+    c.set("callerScope", principal.sessionId ? `user:${principal.userId}` : `key:${principal.keyId}`);
     await next();
   });
 }

@@ -94,3 +94,28 @@ export async function limitFailedAuth(c: Context<AppEnv>): Promise<void> {
   blockedAddresses.set(address, Date.now() + decision.resetSeconds * 1000);
   throw tooManyFailures(decision.resetSeconds);
 }
+
+/** Sign-in attempts per minute: per e-mail address (guessing one account's password) and per client address. */
+export const LOGINS_PER_EMAIL_PER_MINUTE = 10;
+export const LOGINS_PER_ADDRESS_PER_MINUTE = 30;
+
+/**
+ * Counts a sign-in attempt against the e-mail (hashed: the limiter never sees it) and the client
+ * address; past either limit, 429 with Retry-After, whether or not the e-mail names anyone.
+ */
+export async function limitLogin(c: Context<AppEnv>, emailHash: string): Promise<void> {
+  if (modeOf(c.env.RATE_LIMITS) === "off") return;
+  const address = clientAddress(c);
+  const checks: [string, number][] = [[`login-email:${emailHash}`, LOGINS_PER_EMAIL_PER_MINUTE]];
+  if (address) checks.push([`login-ip:${address}`, LOGINS_PER_ADDRESS_PER_MINUTE]);
+  for (const [name, limit] of checks) {
+    const decision = await decide(c, name, "logins", limit);
+    if (decision && !decision.allowed) {
+      throw new RateLimited(`Too many sign-in attempts; retry in ${decision.resetSeconds} s.`, decision.resetSeconds, {
+        group: "logins",
+        limit,
+        window_seconds: WINDOW_SECONDS,
+      });
+    }
+  }
+}

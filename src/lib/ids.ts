@@ -2,7 +2,7 @@ const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 export type IdPrefix =
   | "org" | "proj" | "key" | "rel" | "bld" | "run" | "res" | "tc" | "suite" | "plan" | "env"
-  | "ctx" | "art" | "wh" | "whd" | "evt" | "job" | "ing" | "mem" | "inv" | "usr" | "team";
+  | "ctx" | "art" | "wh" | "whd" | "evt" | "job" | "ing" | "mem" | "inv" | "usr" | "team" | "ses";
 
 let lastTime = -1;
 let lastRandom: number[] = [];

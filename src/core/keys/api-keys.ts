@@ -1,13 +1,13 @@
 import { and, asc, count, eq, isNull, lt, or, type SQL } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import { apiKeys, organizations, projects, type ApiKeyRow } from "../../db/schema";
+import { apiKeys, memberships, organizations, projects, type ApiKeyRow } from "../../db/schema";
 import { assertProjectVisible, visibleProjects } from "../projects/projects";
 import { newId } from "../../lib/ids";
 import { randomHex, sha256Hex, timingSafeEqualHex } from "../../lib/crypto";
 import { type CoreContext, type Principal, type Clock, nowIso, requireScope } from "../context";
 import { Forbidden, Invalid, NotFound, Unauthorized } from "../errors";
 import type { PageRequest, Paged } from "../pagination";
-import { defaultScopesFor, type Scope } from "./scopes";
+import { ROLE_SCOPES, defaultScopesFor, type Role, type Scope } from "./scopes";
 import type { RateLimitConfig } from "../rate-limits/limits";
 
 export const KEY_PREFIX = "gl_live_";
@@ -89,18 +89,22 @@ export async function authenticateKey(db: Db, presented: string | null, clock: C
     sha256Hex(presented),
     // The organization's rate limits come with the key: limiting needs no query of its own.
     db
-      .select({ key: apiKeys, rateLimits: organizations.rateLimits })
+      .select({ key: apiKeys, rateLimits: organizations.rateLimits, creatorRole: memberships.role })
       .from(apiKeys)
       .innerJoin(organizations, eq(organizations.id, apiKeys.organizationId))
+      // The creator's current role caps the key: a key never does more than its user may.
+      .leftJoin(memberships, and(eq(memberships.userId, apiKeys.createdByUserId), eq(memberships.organizationId, apiKeys.organizationId)))
       .where(eq(apiKeys.lookupPrefix, presented.slice(0, LOOKUP_PREFIX_LENGTH)))
       .all(),
   ]);
   let match: ApiKeyRow | undefined;
   let rateLimits: RateLimitConfig | null = null;
+  let creatorRole: string | null = null;
   for (const candidate of candidates) {
     if (timingSafeEqualHex(candidate.key.keyHash, presentedHash)) {
       match = candidate.key;
       rateLimits = candidate.rateLimits ?? null;
+      creatorRole = candidate.creatorRole ?? null;
     }
   }
   if (!match) throw new Unauthorized("Invalid API key.", { reason: "invalid" });
@@ -111,11 +115,15 @@ export async function authenticateKey(db: Db, presented: string | null, clock: C
   }
 
   await touchLastUsed(db, match, now);
+  // A key a user made holds at most that user's role now: demoted or removed, the key follows.
+  const allowed = match.createdByUserId ? new Set<string>(creatorRole ? ROLE_SCOPES[creatorRole as Role] : []) : null;
   return {
     keyId: match.id,
     organizationId: match.organizationId,
     projectId: match.projectId,
-    scopes: new Set(match.scopes),
+    scopes: new Set(allowed ? match.scopes.filter((scope) => allowed.has(scope)) : match.scopes),
+    userId: match.createdByUserId,
+    role: (creatorRole as Role | null) ?? null,
     rateLimits,
   };
 }
@@ -233,6 +241,8 @@ export async function createApiKey(ctx: CoreContext, input: CreateApiKeyInput): 
       scopes,
       isActive: true,
       expiresAt: expiresAt ?? null,
+      // A key made by a user (in a session, or with a key that user made) stays within that user's role.
+      createdByUserId: principal.userId ?? null,
       createdAt: now,
       updatedAt: now,
     })

@@ -1,8 +1,10 @@
 import { asc, count, eq } from "drizzle-orm";
-import { apiKeys, organizations, projects, projectSettings, type OrganizationRow } from "../../db/schema";
+import { apiKeys, memberships, organizations, projects, projectSettings, users, type OrganizationRow } from "../../db/schema";
 import { newId } from "../../lib/ids";
 import { type AdminContext, type CoreContext, nowIso, requireScope } from "../context";
-import { NotFound } from "../errors";
+import { Conflict, NotFound } from "../errors";
+import { hashPassword } from "../users/passwords";
+import { type SessionUser, normalizeEmail, toUser } from "../users/sessions";
 import { generateSecret, toApiKey, type IssuedApiKey } from "../keys/api-keys";
 import { ROLE_SCOPES } from "../keys/scopes";
 import type { PageRequest, Paged } from "../pagination";
@@ -44,12 +46,34 @@ export interface CreatedOrganization {
  */
 export async function createOrganization(
   ctx: AdminContext,
-  input: { name: string; projectName?: string },
-): Promise<CreatedOrganization> {
+  input: { name: string; projectName?: string; owner?: { email: string; password: string; name?: string | null } },
+): Promise<CreatedOrganization & { owner: SessionUser | null }> {
   const now = nowIso(ctx.clock);
   const orgId = newId("org");
   const projectId = newId("proj");
   const secret = await generateSecret();
+  // Optionally its first person: a user who signs in as the organization's owner.
+  const ownerId = input.owner ? newId("usr") : null;
+  const ownerEmail = input.owner ? normalizeEmail(input.owner.email) : null;
+  if (ownerEmail && (await ctx.db.select({ id: users.id }).from(users).where(eq(users.email, ownerEmail)).get())) {
+    throw new Conflict("A user with this e-mail already exists; invite them instead.", { field: "owner_email" });
+  }
+  const password = input.owner ? await hashPassword(input.owner.password) : null;
+  const ownerStatements = input.owner
+    ? [
+        ctx.db.insert(users).values({
+          id: ownerId!,
+          email: ownerEmail!,
+          name: input.owner.name ?? null,
+          passwordHash: password!.hash,
+          passwordSalt: password!.salt,
+          passwordIterations: password!.iterations,
+          createdAt: now,
+          updatedAt: now,
+        }),
+        ctx.db.insert(memberships).values({ id: newId("mem"), organizationId: orgId, userId: ownerId!, role: "owner", createdAt: now, updatedAt: now }),
+      ]
+    : [];
   const [orgRows, projectRows, , keyRows] = await ctx.db.batch([
     ctx.db.insert(organizations).values({ id: orgId, name: input.name, createdAt: now, updatedAt: now }).returning(),
     ctx.db
@@ -68,12 +92,17 @@ export async function createOrganization(
         keyHash: secret.keyHash,
         lastFour: secret.lastFour,
         scopes: [...ROLE_SCOPES.owner],
+        // The owner's own key when there is an owner: it follows their role like any key they make.
+        createdByUserId: ownerId,
         createdAt: now,
         updatedAt: now,
       })
       .returning(),
+    ...ownerStatements,
   ]);
+  const owner = ownerId ? await ctx.db.select().from(users).where(eq(users.id, ownerId)).get() : undefined;
   return {
+    owner: owner ? toUser(owner) : null,
     organization: toOrganization(orgRows[0]!),
     project: toProject(projectRows[0]!),
     apiKey: { ...toApiKey(keyRows[0]!), key: secret.key },

@@ -113,6 +113,6 @@ export function rateLimitGroupOf(method: string, path: string): RateLimitGroup {
   if (/^\/(testruns|runs)\/\{id\}\/(results|suites)$/.test(p)) return read ? "tests_read" : "tests_write";
   if (/^\/(testruns|runs)(\/|$)/.test(p)) return read ? "runs_read" : "runs_write";
   if (/^\/(results|tests|testcases|test-suites)(\/|$)/.test(p) || /^\/projects\/\{id\}\/testcases$/.test(p)) return read ? "tests_read" : "tests_write";
-  if (/^\/(projects|teams|team-members|organizations)(\/|$)/.test(p)) return "projects";
+  if (/^\/(projects|teams|team-members|organizations|auth|me|invitations)(\/|$)/.test(p)) return "projects";
   throw new Error(`No rate-limit group for ${method} ${path}: add a rule to rateLimitGroupOf.`);
 }

@@ -21,6 +21,9 @@ export const apiKeys = sqliteTable(
     /** JSON array of scope names. */
     scopes: text("scopes", { mode: "json" }).$type<string[]>().notNull(),
     isActive: integer("is_active", { mode: "boolean" }).notNull().default(true),
+    /** The user who created the key, if a user (not another key) did: the key never exceeds that
+     * user's role in the organization, now or after a later demotion. */
+    createdByUserId: text("created_by_user_id"),
     expiresAt: text("expires_at"),
     lastUsedAt: text("last_used_at"),
     createdAt: text("created_at").notNull(),

@@ -12,3 +12,4 @@ export * from "./releases";
 export * from "./webhooks";
 export * from "./artifacts";
 export * from "./plans";
+export * from "./users";

@@ -105,12 +105,15 @@ export const adminRoutes = surfaceApp()
   })
   .openapi(createOrganizationRoute, async (c) => {
   const body = c.req.valid("json");
-  const created = await createOrganization(adminContext(c), { name: body.name, projectName: body.project_name });
+  const created = await createOrganization(adminContext(c), { name: body.name, projectName: body.project_name, owner: body.owner });
   return c.json(
     {
       organization: organizationOut(created.organization),
       project: projectOut(created.project),
       api_key: issuedApiKeyOut(created.apiKey),
+      owner: created.owner
+        ? { id: created.owner.id, email: created.owner.email, name: created.owner.name, avatar_url: created.owner.avatarUrl, created_at: created.owner.createdAt }
+        : null,
     },
     201,
   );

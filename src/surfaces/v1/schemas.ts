@@ -1,3 +1,4 @@
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../core/users/passwords";
 import { z } from "@hono/zod-openapi";
 import { DESCRIPTION_MAX_LENGTH, SETTINGS_LIMITS } from "../../core/limits";
 import { DateTimeInput, Id, Name, Timestamp } from "../fields";
@@ -114,11 +115,30 @@ export const UpdateApiKeyBody = z
   .openapi("UpdateApiKey");
 
 export const CreateOrganizationBody = z
-  .object({ name: Name.openapi({ example: "Acme Engineering" }), project_name: Name.optional().openapi({ example: "Web App E2E" }) })
+  .object({
+    name: Name.openapi({ example: "Acme Engineering" }),
+    project_name: Name.optional().openapi({ example: "Web App E2E" }),
+    owner: z
+      .object({
+        email: z.email().max(320),
+        password: z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH),
+        name: z.string().trim().min(1).max(200).optional(),
+      })
+      .optional()
+      .openapi({ description: "The organization's first person, who signs in (POST /auth/login) as its owner." }),
+  })
   .openapi("CreateOrganization");
 
 export const CreatedOrganizationSchema = z
-  .object({ organization: OrganizationSchema, project: ProjectSchema, api_key: IssuedApiKeySchema })
+  .object({
+    organization: OrganizationSchema,
+    project: ProjectSchema,
+    api_key: IssuedApiKeySchema,
+    owner: z
+      .object({ id: z.string(), email: z.string(), name: z.string().nullable(), avatar_url: z.string().nullable(), created_at: Timestamp })
+      .nullable()
+      .openapi({ description: "The owner user, when one was asked for." }),
+  })
   .openapi("CreatedOrganization");
 
 export function organizationOut(o: Organization) {
