@@ -59,6 +59,7 @@ export function createApp() {
       { name: "native: webhooks", description: "Native surface (/api/v1): subscriptions, the delivery log, redelivery and ping." },
       { name: "native: flakiness", description: "Native surface (/api/v1): flakiness scores and their parts." },
       { name: "native: artifacts", description: "Native surface (/api/v1): screenshots, videos, traces and reports in R2, with signed download links." },
+      { name: "native: users", description: "Native surface (/api/v1): sign-in, sessions, members, roles and invitations." },
       { name: "native: test plans", description: "Native surface (/api/v1): test plans, environments, contexts and their triggers." },
       { name: "native: jobs", description: "Native surface (/api/v1): queued runs for the team's own CI runners to claim." },
       { name: "plan trigger", description: "Plan trigger surface (test-lab-compatible, reference 002): POST /api/v1/run." },

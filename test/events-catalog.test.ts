@@ -19,6 +19,8 @@ const DOCUMENTED = [
   "testrun.queued.v1",
   "testcase.flaky.v1",
   "testcase.quarantined.v1",
+  // Issue 11: an invitation carries its accept link, for a webhook to e-mail.
+  "invitation.created",
   "webhook.ping",
 ];
 const NOT_EMITTED: string[] = [];
@@ -45,7 +47,7 @@ describe("GET /api/v1/events", () => {
     const res = await call("/api/v1/events", { key: t.key });
     expect(res.status, res.text).toBe(200);
     expect(res.body.data.map((e: { type: string }) => e.type)).toEqual(DOCUMENTED);
-    expect(res.body.pagination).toEqual({ total: 12, limit: 12, offset: 0, has_more: false });
+    expect(res.body.pagination).toEqual({ total: 13, limit: 13, offset: 0, has_more: false });
     for (const entry of res.body.data) {
       expect(Object.keys(entry).sort()).toEqual(["description", "emitted", "schema", "type"]);
       expect(entry.description, entry.type).toMatch(/^\S.{10,}\.$/);
@@ -130,6 +132,7 @@ function subjectOf(payload: Record<string, any>): string | undefined {
     payload.build?.build_id ??
     payload.release?.release_id ??
     payload.test_case?.test_case_id ??
+    payload.invitation?.invitation_id ??
     payload.webhook_id
   );
 }
@@ -234,6 +237,9 @@ describe("the catalog matches what the outbox stores", () => {
       201,
     );
 
+    // An invitation: invitation.created with its accept link.
+    await post(`/api/v1/organizations/${t.organization.id}/invitations`, { email: "invitee@catalog.test", role: "member" }, 201);
+
     // A plan triggered: its run is queued for a runner (testrun.queued.v1).
     const triggered = await post("/api/v1/testplans", { project_id, name: "catalog plan" }, 201);
     await post(`/api/v1/testplans/${triggered.id}/trigger`, {}, 201);
@@ -259,14 +265,15 @@ describe("the catalog matches what the outbox stores", () => {
       expect(payload.type).toBe(row.type);
       expect(subjectOf(payload), row.type).toBe(row.subject_id);
       const subject = subjectKeyOf(payload);
-      if (subject) expect(payload[subject].project_id, row.type).toBe(row.project_id);
+      // An organization-wide subject (an invitation) has no project, in the payload or the row.
+      if (subject) expect(payload[subject].project_id ?? null, row.type).toBe(row.project_id);
     }
   });
 
   it("covers every type emitted today with real rows, and none of the types reserved for later", () => {
     const seen = new Set(rows.map((r) => r.type));
     const expected = EVENT_CATALOG.filter((d) => d.emitted).map((d) => d.type);
-    expect(expected).toHaveLength(12);
+    expect(expected).toHaveLength(13);
     for (const type of expected) expect(seen.has(type), type).toBe(true);
     for (const type of NOT_EMITTED) expect(seen.has(type), type).toBe(false);
   });
@@ -312,7 +319,7 @@ describe("the catalog matches what the outbox stores", () => {
         expect(schema.safeParse(withInner(less)).success, `${row.type} - ${key}`).toBe(false);
       }
     }
-    expect(checked.size).toBe(12);
+    expect(checked.size).toBe(13);
   });
 });
 

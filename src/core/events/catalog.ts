@@ -27,6 +27,7 @@ export const EVENT_TYPES = [
   "testrun.queued.v1",
   "testcase.flaky.v1",
   "testcase.quarantined.v1",
+  "invitation.created",
   "webhook.ping",
 ] as const;
 
@@ -159,6 +160,17 @@ const payloads = {
     source: z.enum(["manual", "auto"]).describe("manual: a client set it; auto: the project's auto-quarantine or automatic recovery did."),
     reason: z.string().nullable().describe("Why: the client's reason, or the score and threshold (entering) or the recovery rule met (leaving)."),
   }),
+  "invitation.created": payload("invitation.created", {
+    invitation: z.strictObject({
+      invitation_id: idOf("inv"),
+      organization_id: idOf("org"),
+      email: z.string(),
+      role: z.enum(["owner", "admin", "member", "viewer"]),
+      expires_at: Timestamp,
+      accept_url: z.string().describe("The link the invitee opens: Greenlight sends no e-mail itself, a webhook can."),
+      invited_by: z.string().nullable().describe("The user (or key) that invited."),
+    }),
+  }),
   "webhook.ping": payload("webhook.ping", {
     webhook_id: idOf("wh"),
     sent_at: Timestamp,
@@ -203,6 +215,10 @@ const definitions: { [T in EventType]: { description: string; emitted: boolean }
   },
   "testcase.quarantined.v1": {
     description: "A test case entered or left quarantine, set by a client or by the project's auto-quarantine.",
+    emitted: true,
+  },
+  "invitation.created": {
+    description: "Someone was invited to an organization (a team): carries the accept link so a webhook can send the e-mail.",
     emitted: true,
   },
   "webhook.ping": {

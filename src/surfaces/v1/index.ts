@@ -5,6 +5,8 @@ import { organizationRoutes } from "./organizations";
 import { buildRoutes } from "./builds";
 import { eventRoutes } from "./events";
 import { artifactRoutes } from "./artifacts";
+import { authRoutes } from "./auth";
+import { memberRoutes } from "./members";
 import { jobRoutes } from "./jobs";
 import { testPlanRoutes } from "./testplans";
 import { triggerRoutes } from "./triggers";
@@ -34,6 +36,8 @@ export function nativeSurface() {
   app.route("/", eventRoutes);
   app.route("/", flakinessRoutes);
   app.route("/", artifactRoutes);
+  app.route("/", authRoutes);
+  app.route("/", memberRoutes);
   app.route("/", testPlanRoutes);
   app.route("/", triggerRoutes);
   app.route("/", jobRoutes);
