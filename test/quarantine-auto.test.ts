@@ -333,6 +333,25 @@ describe("the cost of reading the flakiness list", () => {
   });
 });
 
+describe("the cost of reading a run's results", () => {
+  it("reads the page, not the run: 1,000 results, a page of 50", async () => {
+    const t = await createTenant();
+    const run = await call("/api/v1/testruns", { method: "POST", key: t.key, body: { project_id: t.project.id } });
+    const results = Array.from({ length: 1000 }, (_, i) => ({ title: `case ${i}`, status: i % 10 === 0 ? "failed" : "passed", duration: 1 }));
+    expect((await call(`/api/v1/testruns/${run.body.id}/results`, { method: "POST", key: t.key, body: { results } })).status).toBe(201);
+    const page = await call(`/api/v1/testruns/${run.body.id}/results?limit=50&offset=50`, { key: t.key });
+    expect(page.status, page.text).toBe(200);
+    expect(page.body.pagination).toMatchObject({ total: 1000, limit: 50, offset: 50, has_more: true });
+    expect(page.body.data.map((r: any) => r.title)).toEqual(Array.from({ length: 50 }, (_, i) => `case ${i + 50}`));
+    const timing = /rows_read=(\d+)/.exec(page.headers.get("server-timing") ?? "");
+    expect(Number(timing![1])).toBeLessThanOrEqual(3 * 50 + 50);
+    // A filtered page counts its matches, and still reads by the run's index.
+    const failed = await call(`/api/v1/testruns/${run.body.id}/results?status=failed&limit=5`, { key: t.key });
+    expect(failed.body.pagination.total).toBe(100);
+    expect(failed.body.data.every((r: any) => r.status === "failed")).toBe(true);
+  });
+});
+
 describe("the refresh's query plans", () => {
   async function plan(statement: ReturnType<typeof executionsSql>): Promise<string[]> {
     const query = new SQLiteAsyncDialect().sqlToQuery(statement);

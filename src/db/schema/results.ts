@@ -44,6 +44,9 @@ export const results = sqliteTable(
     uniqueIndex("results_run_case_idx").on(t.runId, t.testCaseId),
     // Covers the per-run count and duration aggregate.
     index("results_run_status_idx").on(t.runId, t.status, t.isFlaky, t.durationMs),
+    // A run's results in number order (the index carries the rowid, which is number): a page of
+    // GET /testruns/{id}/results reads the page, not the run.
+    index("results_run_idx").on(t.runId),
     index("results_case_created_idx").on(t.testCaseId, t.createdAt),
     index("results_project_created_idx").on(t.projectId, t.createdAt),
     index("results_run_submission_idx").on(t.runId, t.submissionId),
