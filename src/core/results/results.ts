@@ -491,7 +491,11 @@ export async function listResults(ctx: CoreContext, input: ListResultsInput): Pr
     // One run, already checked visible: a page of its results in number order straight from the
     // (run_id) index, and, unfiltered, the total from the run's own count instead of counting them.
     const page = ctx.db.select(summaryColumns).from(results).where(where).orderBy(asc(results.number)).limit(input.page.limit).offset(input.page.offset);
-    if (!filtered) return { items: (await page).map((r) => toSummary(r as SummaryRow)), total: run.totalTests, ...input.page };
+    if (!filtered) {
+      // Through batch() even alone: D1 reports rows read for it (D1_METRICS), not for a bare select.
+      const [rows] = await ctx.db.batch([page]);
+      return { items: rows.map((r) => toSummary(r as SummaryRow)), total: run.totalTests, ...input.page };
+    }
     const [totalRows, rows] = await ctx.db.batch([ctx.db.select({ total: sql<number>`count(*)` }).from(results).where(where), page]);
     return { items: rows.map((r) => toSummary(r as SummaryRow)), total: totalRows[0]?.total ?? 0, ...input.page };
   }
