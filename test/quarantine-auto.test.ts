@@ -354,6 +354,30 @@ describe("the cost of reading a run's results", () => {
   });
 });
 
+describe("the cost of reading a test case's history", () => {
+  it("reads the page: its total is the test case's execution count, kept by writes and deletes", async () => {
+    const t = await createTenant();
+    const runs = await history(t, Array.from({ length: 30 }, (_, i) => (i % 7 === 0 ? "failed" : "passed")));
+    const id = (await subject(t)).item.test_case_id;
+    const read = () => call(`/api/v1/testcases/${id}/history`, { key: t.key });
+    const first = await read();
+    expect(first.status, first.text).toBe(200);
+    expect(first.body.data).toHaveLength(20);
+    expect(first.body.total).toBe(30);
+    const rows = Number(/rows_read=(\d+)/.exec(first.headers.get("server-timing") ?? "")![1]);
+    expect(rows).toBeGreaterThanOrEqual(20);
+    expect(rows).toBeLessThanOrEqual(3 * 20);
+    // Reported again in the same run: replaced, not counted twice.
+    await call(`/api/v1/testruns/${runs.at(-1)}/results`, { method: "POST", key: t.key, body: { results: [{ title: "subject", file_path: "a.spec.ts", status: "passed", duration: 2, attempt: 2 }] } });
+    expect((await read()).body.total).toBe(30);
+    // A deleted run takes its execution with it.
+    expect((await call(`/api/v1/testruns/${runs[0]}`, { method: "DELETE", key: t.key })).status).toBe(204);
+    expect((await read()).body.total).toBe(29);
+    const counted = await env.DB.prepare("SELECT count(*) AS n FROM results WHERE test_case_id = ?").bind(id).first<{ n: number }>();
+    expect(counted!.n).toBe(29);
+  });
+});
+
 describe("the refresh's query plans", () => {
   async function plan(statement: ReturnType<typeof executionsSql>): Promise<string[]> {
     const query = new SQLiteAsyncDialect().sqlToQuery(statement);

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, sql, type SQL } from "drizzle-orm";
 import { tenantScope } from "../tenancy";
 import { batchAll } from "../../db/batch";
-import { projectSettings, results, testRuns, type ResultRow } from "../../db/schema";
+import { projectSettings, results, testCases, testRuns, type ResultRow } from "../../db/schema";
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
 import { type CoreContext, nowIso, requireScope } from "../context";
 import { Invalid, NotFound } from "../errors";
@@ -238,6 +238,11 @@ export async function resultWrite(
     statements.push(resultUpsert(run, submissionId, chunk, now));
   }
   for (const keys of keyChunks) statements.push(adjustRunCounts(run, keys, 1));
+  // New rows only (a replaced result keeps its created_at): each test case's execution count.
+  statements.push(sql`UPDATE test_cases SET executions = executions + (
+      SELECT count(*) FROM results x WHERE x.run_id = ${run.id} AND x.submission_id = ${submissionId} AND x.created_at = ${now}
+        AND x.test_case_id = test_cases.id)
+    WHERE id IN (SELECT x.test_case_id FROM results x WHERE x.run_id = ${run.id} AND x.submission_id = ${submissionId} AND x.created_at = ${now})`);
   statements.push(...suiteStatementsFor(run, rows.map((r) => r.suite).filter((s) => s.titles.length > 0), now));
   statements.push(markRunSubmitted(run.id, now));
   if (options.submittedEvent ?? true) statements.push(insertRunEvent(RUN_EVENT_TYPES.submitted, sql`r.id = ${run.id}`, now));
@@ -592,13 +597,14 @@ export function historyQuery(ctx: CoreContext, testCaseId: string) {
 export async function testCaseHistory(ctx: CoreContext, testCaseId: string): Promise<{ items: HistoryEntry[]; total: number }> {
   requireScope(ctx.principal, "results:read");
   await getTestCase(ctx, testCaseId);
+  // The total is the test case's execution count, kept by writes and deletes: counting the
+  // results here read the whole history on every request.
   const [rows, totals] = await ctx.db.batch([
     historyQuery(ctx, testCaseId),
     ctx.db
-      .select({ total: sql<number>`count(*)` })
-      .from(results)
-      .innerJoin(testRuns, visibleRunJoin(ctx))
-      .where(and(eq(results.testCaseId, testCaseId), visibleResults(ctx))),
+      .select({ total: testCases.executions })
+      .from(testCases)
+      .where(and(eq(testCases.id, testCaseId), tenantScope(ctx.principal, { organizationId: testCases.organizationId, projectId: testCases.projectId }))),
   ]);
   return { items: rows.map((r) => ({ ...r, status: r.status as ResultStatus })), total: totals[0]?.total ?? 0 };
 }

@@ -525,9 +525,12 @@ export async function purgeRun(
   for (;;) {
     // The same query twice in one transaction: the same rows.
     const chunk = sql`SELECT number FROM results WHERE run_id = ${run.id} LIMIT ${DELETE_CHUNK}`;
-    const [stale, deleted] = await batchAll(db, [
+    const [stale, , deleted] = await batchAll(db, [
       markStale(sql`SELECT x.test_case_id FROM results x JOIN test_cases w ON w.id = x.test_case_id
         WHERE x.number IN (${chunk}) AND x.status <> 'skipped' AND x.created_at >= coalesce(w.flakiness_window_start, '')`),
+      // The test cases' execution counts lose the chunk's results.
+      sql`UPDATE test_cases SET executions = executions - (SELECT count(*) FROM results x WHERE x.number IN (${chunk}) AND x.test_case_id = test_cases.id)
+        WHERE id IN (SELECT x.test_case_id FROM results x WHERE x.number IN (${chunk}))`,
       sql`DELETE FROM results WHERE number IN (${chunk})`,
     ]);
     marked += stale?.meta.changes ?? 0;

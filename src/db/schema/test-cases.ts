@@ -54,6 +54,9 @@ export const testCases = sqliteTable(
     /** A random token set when the score may be out of date (its results were deleted, or the
      * project's settings changed); cleared by the refresh that read it. */
     flakinessStale: text("flakiness_stale"),
+    /** Results of this test case (its executions, skipped ones too): the history's total, kept
+     * by the writes and deletes of results instead of counted on every read. */
+    executions: integer("executions").notNull().default(0),
     createdAt: text("created_at").notNull(),
     updatedAt: text("updated_at").notNull(),
   },
