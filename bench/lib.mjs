@@ -87,7 +87,7 @@ export function readIntOptions(specs, args = process.argv.slice(2)) {
  * @param {string} [body]
  * @param {number} [expected]
  * @param {number} [timeoutMs] idle time on the socket before the request is given up
- * @returns {Promise<{ ms: number, text: string }>}
+ * @returns {Promise<{ ms: number, text: string, headers: http.IncomingHttpHeaders }>}
  */
 export function request(agent, base, method, path, headers, body, expected = 200, timeoutMs = REQUEST_TIMEOUT_MS) {
   return new Promise((resolveRequest, reject) => {
@@ -113,7 +113,7 @@ export function request(agent, base, method, path, headers, body, expected = 200
           if (res.statusCode !== expected) {
             reject(new BadAnswer(`${method} ${path}: expected ${expected}, got ${res.statusCode}\n${text.slice(0, 2000)}`));
           } else {
-            resolveRequest({ ms, text });
+            resolveRequest({ ms, text, headers: res.headers });
           }
         });
       },
