@@ -257,6 +257,17 @@ describe("flakiness settings and scores kept right", () => {
     await post(Array.from({ length: 9 }, (_, i) => ({ title: `down ${i}`, status: "failed" as const })));
     await call(`/api/v1/testruns/${run.body.id}`, { method: "PATCH", key: t.key, body: { status: "failed" } });
     expect((await subject(t)).item.total_runs).toBe(5);
+    // A run that completes with a failure but is no outage is not scored again: its results
+    // writes did that already (re-scoring it was the costliest part of completing a big run).
+    const healthy = await call("/api/v1/testruns", { method: "POST", key: t.key, body: { project_id: t.project.id } });
+    const some = [{ title: "subject", status: "failed" as const }, ...Array.from({ length: 9 }, (_, i) => ({ title: `fine ${i}`, status: "passed" as const }))];
+    await call(`/api/v1/testruns/${healthy.body.id}/results`, { method: "POST", key: t.key, body: { results: some.map((r) => ({ ...r, file_path: "a.spec.ts", duration: 1 })) } });
+    const updatedAt = async () =>
+      (await env.DB.prepare("SELECT max(flakiness_updated_at) AS at FROM test_cases WHERE project_id = ?").bind(t.project.id).first<{ at: string }>())!.at;
+    const scoredAt = await updatedAt();
+    await new Promise((r) => setTimeout(r, 5));
+    await call(`/api/v1/testruns/${healthy.body.id}`, { method: "PATCH", key: t.key, body: { status: "failed" } });
+    expect(await updatedAt()).toBe(scoredAt);
   });
 
   it("scores the results of a report ingested in the background", { timeout: 90_000 }, async () => {

@@ -9,6 +9,7 @@ import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import type { PageRequest, Paged } from "../pagination";
 import { assertProjectVisible } from "../projects/projects";
 import { markStale, refreshStaleSoon } from "../flakiness/refresh";
+import { OUTAGE_FAILED_SHARE, OUTAGE_MIN_TESTS } from "../flakiness/flakiness";
 import { abortRunUploads } from "../artifacts/cleanup";
 import { deleteR2Prefix, runObjectPrefix } from "../storage/r2";
 
@@ -256,10 +257,12 @@ function statusChange(runId: string, status: RunStatus | "merged", now: string):
     sql`UPDATE jobs SET status = CASE WHEN (SELECT status FROM test_runs WHERE id = ${runId}) = 'cancelled' THEN 'cancelled' ELSE 'done' END,
         lease_until = NULL, finished_at = ${now}, updated_at = ${now}
       WHERE run_id = ${runId} AND status IN ('queued', 'claimed') AND EXISTS (SELECT 1 FROM test_runs r WHERE ${completedHere})`,
-    // With its final counts the run may turn out an outage, whose executions flakiness leaves
-    // out: its test cases are scored again. A run without failures cannot be one.
+    // A run that completes as an outage (by its final counts) has executions flakiness leaves
+    // out: its test cases are scored again. Any other run was scored by its results writes; a
+    // run that only looked like an outage part-way is put right by the next write or the cron.
     markStale(sql`SELECT x.test_case_id FROM results x
-      WHERE x.run_id = ${runId} AND EXISTS (SELECT 1 FROM test_runs r WHERE ${completedHere} AND r.failed_tests > 0)`),
+      WHERE x.run_id = ${runId} AND EXISTS (SELECT 1 FROM test_runs r WHERE ${completedHere}
+        AND r.total_tests >= ${OUTAGE_MIN_TESTS} AND r.failed_tests > ${OUTAGE_FAILED_SHARE} * r.total_tests)`),
   ];
 }
 
@@ -479,8 +482,9 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
   delete changes.shardCurrent;
   await batchAll(ctx.db, [ctx.db.update(testRuns).set(changes).where(where), ...statements]);
   const run = await getRun(ctx, id);
-  // Completing with failures marked its test cases for a refresh (statusChange).
-  if (input.status !== undefined && TERMINAL_STATUSES.includes(run.status) && run.derivedCounts.failedTests > 0) {
+  // Completing as an outage marked its test cases for a refresh (statusChange).
+  const { totalTests, failedTests } = run.derivedCounts;
+  if (input.status !== undefined && TERMINAL_STATUSES.includes(run.status) && totalTests >= OUTAGE_MIN_TESTS && failedTests > OUTAGE_FAILED_SHARE * totalTests) {
     await refreshStaleSoon(ctx.db, ctx.env.INGESTS, run.projectId, now);
   }
   return run;
