@@ -38,6 +38,9 @@ export default defineConfig(async () => {
       reporters: process.env.CI ? ["default", "json"] : ["default"],
       outputFile: { json: "test-results/workers.json" },
       setupFiles: ["./test/setup/apply-migrations.ts"],
+      // Tests drive real D1/R2/queues on a shared 2-core machine: a walk over every route took
+      // 6.3 s once under load (vitest's default budget is 5 s). Speed is measured in bench/.
+      testTimeout: 30_000,
       // The Worker logs every client error as a JSON line; the suite provokes hundreds on purpose.
       onConsoleLog: (log: string) => !log.includes('"level":"info"'),
     },
