@@ -23,9 +23,9 @@ export const API_VERSION = "1.0.0";
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use("*", requestId);
+  app.use("/api/*", outboxFlush);
   app.use("*", d1Metrics);
   app.use("*", httpsGuard);
-  app.use("/api/*", outboxFlush);
   app.use("/api/*", jsonBodyLimit);
 
   app.route("/", metaRoutes);
