@@ -22,3 +22,16 @@ export async function batchAll(db: Db, statements: Statement[]): Promise<D1Resul
   });
   return d1.batch(prepared);
 }
+
+/**
+ * The rows of a drizzle select that ran inside a batchAll batch, mapped as drizzle maps them when
+ * it runs the select itself (column types, JSON, booleans, nested objects): so reads can ride in
+ * the same round trip as the writes before them, and see those writes. Uses drizzle's own batch
+ * mapping (`_prepare().mapResult(result, true)`, what its db.batch() does), pinned with drizzle's
+ * version in package.json.
+ */
+export function batchRows<Q extends PromiseLike<unknown>>(query: Q, result: D1Result | undefined): Awaited<Q> {
+  if (!result) throw new Error("batchRows: the batch has no result for this query");
+  const prepared = (query as unknown as { _prepare(): { mapResult(result: D1Result, isFromBatch: boolean): unknown } })._prepare();
+  return prepared.mapResult(result, true) as Awaited<Q>;
+}

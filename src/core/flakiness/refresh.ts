@@ -149,7 +149,7 @@ const j = (name: string) => sql.raw(`json_extract(j.value, '$.${name}')`);
  * The last `depth` counted executions of each test case of `page` (a JSON array of ids), oldest
  * first per test case. Exported so a test can read its query plan.
  */
-export function executionsSql(page: string, projectId: string, depth: number): SQL {
+export function executionsSql(page: string | SQL, projectId: string, depth: number): SQL {
   return sql`SELECT j.value AS tc, x.status, x.is_flaky, tr.commit_sha, x.created_at
     FROM json_each(${page}) j
     CROSS JOIN results x ON x.number IN (
@@ -207,80 +207,122 @@ export async function refreshFlakiness(
   const outcome: RefreshOutcome = { flaky: 0, quarantined: 0, recovered: 0 };
   if (testCaseIds.length === 0) return outcome;
   const settings = options.settings ?? (await settingsOf(db, projectId));
-  const depth = Math.max(settings.window, settings.recoveryRuns);
   const ids = [...new Set(testCaseIds)];
-  for (let i = 0; i < ids.length; i += 1000) {
-    const page = JSON.stringify(ids.slice(i, i + 1000));
-    const [executionRows, stateRows] = await batchAll(db, [
-      executionsSql(page, projectId, depth),
-      sql`SELECT tc.id, tc.flakiness_score, tc.is_quarantined, tc.quarantine_source, tc.quarantined_at,
-          tc.quarantine_released_at, tc.flakiness_stale
-        FROM json_each(${page}) j CROSS JOIN test_cases tc ON tc.id = j.value AND tc.project_id = ${projectId}`,
-    ]);
-    const byCase = new Map<string, Execution[]>();
-    for (const row of (executionRows?.results ?? []) as { tc: string; status: Execution["status"]; is_flaky: number; commit_sha: string | null; created_at: string }[]) {
-      const list = byCase.get(row.tc) ?? [];
-      list.push({ status: row.status, isFlaky: row.is_flaky === 1, commitSha: row.commit_sha, at: row.created_at });
-      byCase.set(row.tc, list);
-    }
-
-    const scored = [];
-    const crossed: string[] = [];
-    const quarantine: { id: string; reason: string }[] = [];
-    const recover: { id: string; reason: string }[] = [];
-    for (const state of (stateRows?.results ?? []) as unknown as CaseState[]) {
-      const all = byCase.get(state.id) ?? [];
-      const inWindow = all.slice(-settings.window);
-      const f = scoreExecutions(inWindow, settings);
-      // '' when the window holds every execution: then deleting any of them changes the score.
-      const windowStart = all.length >= settings.window ? (inWindow[0]?.at ?? "") : "";
-      scored.push({ id: state.id, ...f, windowStart, stale: state.flakiness_stale });
-      const above = f.score !== null && f.score >= settings.threshold;
-      if (above && (state.flakiness_score === null || state.flakiness_score < settings.threshold)) crossed.push(state.id);
-      if (state.is_quarantined === 0) {
-        const flakyAgain = state.quarantine_released_at === null || (f.lastFlakyAt !== null && f.lastFlakyAt > state.quarantine_released_at);
-        if (settings.autoQuarantine && above && flakyAgain) {
-          quarantine.push({ id: state.id, reason: `auto: flakiness score ${f.score} reached the threshold ${settings.threshold}` });
-        }
-      } else if (state.quarantine_source === "auto") {
-        const reason = recoveryReason({ quarantinedAt: state.quarantined_at, lastFlakyAt: f.lastFlakyAt, cleanStreak: cleanStreak(all, state.quarantined_at) }, settings, now);
-        if (reason) recover.push({ id: state.id, reason });
-      }
-    }
-
-    const statements: SQL[] = [];
-    const flakyInserts: number[] = [];
-    for (const chunk of jsonChunks(scored)) {
-      const chunkIds = sql`(SELECT json_group_array(json_extract(value, '$.id')) FROM json_each(${chunk}))`;
-      if (crossed.length > 0) {
-        // Before the update, so the row still shows the old score the guard compares against.
-        flakyInserts.push(statements.length);
-        statements.push(
-          insertTestCaseEvent(
-            TESTCASE_FLAKY_EVENT,
-            sql`json_object('type', ${TESTCASE_FLAKY_EVENT}, 'test_case', ${flakyTestCasePayloadSql(
-              sql`'$.flakiness_score', ${j("score")}, '$.total_runs', ${j("totalRuns")}, '$.flaky_runs', ${j("flakyRuns")},
-                '$.last_flaky_at', ${j("lastFlakyAt")}`,
-            )}, 'run_id', ${options.runId ?? null})`,
-            sql`FROM json_each(${chunk}) j CROSS JOIN test_cases tc ON tc.id = ${j("id")} AND tc.project_id = ${projectId}
-              WHERE ${j("id")} IN (SELECT value FROM json_each(${JSON.stringify(crossed)}))
-                AND ${j("score")} >= ${settings.threshold}
-                AND (tc.flakiness_score IS NULL OR tc.flakiness_score < ${settings.threshold})`,
-            now,
-          ),
-        );
-      }
-      statements.push(adjustSummary(projectId, chunkIds, -1));
-      statements.push(scoresUpdateSql(chunk, projectId, now));
-      statements.push(adjustSummary(projectId, chunkIds, 1));
-    }
-    statements.push(...quarantineTransitions(projectId, quarantine, recover, now));
-    const results = await batchAll(db, statements);
-    outcome.flaky += flakyInserts.reduce((sum, index) => sum + (results[index]?.meta.changes ?? 0), 0);
-    outcome.quarantined += quarantine.length;
-    outcome.recovered += recover.length;
+  for (let i = 0; i < ids.length; i += REFRESH_PAGE) {
+    const reads = refreshReads(JSON.stringify(ids.slice(i, i + REFRESH_PAGE)), projectId, settings);
+    const [executionRows, stateRows] = await batchAll(db, reads);
+    const plan = refreshWrites(executionRows, stateRows, projectId, settings, now, options.runId ?? null);
+    addOutcome(outcome, plan, await batchAll(db, plan.statements));
   }
   return outcome;
+}
+
+/** Test cases one refresh reads and writes at a time (one JSON parameter each way). */
+export const REFRESH_PAGE = 1000;
+
+/**
+ * The two reads of a refresh: the last executions and the current state of the test cases of
+ * `page` (a JSON array of at most REFRESH_PAGE ids, or a scalar subquery giving one). A writer
+ * appends them to the batch that wrote the results, so they see those results in the same round
+ * trip; refreshWrites turns their answers into the writes.
+ */
+export function refreshReads(page: string | SQL, projectId: string, settings: FlakinessSettings): [SQL, SQL] {
+  const depth = Math.max(settings.window, settings.recoveryRuns);
+  return [
+    executionsSql(page, projectId, depth),
+    sql`SELECT tc.id, tc.flakiness_score, tc.is_quarantined, tc.quarantine_source, tc.quarantined_at,
+        tc.quarantine_released_at, tc.flakiness_stale
+      FROM json_each(${page}) j CROSS JOIN test_cases tc ON tc.id = j.value AND tc.project_id = ${projectId}`,
+  ];
+}
+
+/** The writes of a refresh, and where in them the flaky events are (to count what was announced). */
+export interface RefreshPlan {
+  statements: SQL[];
+  flakyInserts: number[];
+  quarantined: number;
+  recovered: number;
+}
+
+/** Adds what a refresh's batch did to an outcome. */
+export function addOutcome(outcome: RefreshOutcome, plan: RefreshPlan, results: D1Result[]): void {
+  outcome.flaky += plan.flakyInserts.reduce((sum, index) => sum + (results[index]?.meta.changes ?? 0), 0);
+  outcome.quarantined += plan.quarantined;
+  outcome.recovered += plan.recovered;
+}
+
+/**
+ * Scores the test cases from the answers of refreshReads and builds the writes: the scores, the
+ * summary counters around them, testcase.flaky.v1 for scores crossing the threshold, and
+ * automatic quarantine or recovery. The writes go first in a batch (`flakyInserts` index it).
+ */
+export function refreshWrites(
+  executionResult: D1Result | undefined,
+  stateResult: D1Result | undefined,
+  projectId: string,
+  settings: FlakinessSettings,
+  now: string,
+  runId: string | null,
+): RefreshPlan {
+  const byCase = new Map<string, Execution[]>();
+  for (const row of (executionResult?.results ?? []) as { tc: string; status: Execution["status"]; is_flaky: number; commit_sha: string | null; created_at: string }[]) {
+    const list = byCase.get(row.tc) ?? [];
+    list.push({ status: row.status, isFlaky: row.is_flaky === 1, commitSha: row.commit_sha, at: row.created_at });
+    byCase.set(row.tc, list);
+  }
+
+  const scored = [];
+  const crossed: string[] = [];
+  const quarantine: { id: string; reason: string }[] = [];
+  const recover: { id: string; reason: string }[] = [];
+  for (const state of (stateResult?.results ?? []) as unknown as CaseState[]) {
+    const all = byCase.get(state.id) ?? [];
+    const inWindow = all.slice(-settings.window);
+    const f = scoreExecutions(inWindow, settings);
+    // '' when the window holds every execution: then deleting any of them changes the score.
+    const windowStart = all.length >= settings.window ? (inWindow[0]?.at ?? "") : "";
+    scored.push({ id: state.id, ...f, windowStart, stale: state.flakiness_stale });
+    const above = f.score !== null && f.score >= settings.threshold;
+    if (above && (state.flakiness_score === null || state.flakiness_score < settings.threshold)) crossed.push(state.id);
+    if (state.is_quarantined === 0) {
+      const flakyAgain = state.quarantine_released_at === null || (f.lastFlakyAt !== null && f.lastFlakyAt > state.quarantine_released_at);
+      if (settings.autoQuarantine && above && flakyAgain) {
+        quarantine.push({ id: state.id, reason: `auto: flakiness score ${f.score} reached the threshold ${settings.threshold}` });
+      }
+    } else if (state.quarantine_source === "auto") {
+      const reason = recoveryReason({ quarantinedAt: state.quarantined_at, lastFlakyAt: f.lastFlakyAt, cleanStreak: cleanStreak(all, state.quarantined_at) }, settings, now);
+      if (reason) recover.push({ id: state.id, reason });
+    }
+  }
+
+  const statements: SQL[] = [];
+  const flakyInserts: number[] = [];
+  for (const chunk of jsonChunks(scored)) {
+    const chunkIds = sql`(SELECT json_group_array(json_extract(value, '$.id')) FROM json_each(${chunk}))`;
+    if (crossed.length > 0) {
+      // Before the update, so the row still shows the old score the guard compares against.
+      flakyInserts.push(statements.length);
+      statements.push(
+        insertTestCaseEvent(
+          TESTCASE_FLAKY_EVENT,
+          sql`json_object('type', ${TESTCASE_FLAKY_EVENT}, 'test_case', ${flakyTestCasePayloadSql(
+            sql`'$.flakiness_score', ${j("score")}, '$.total_runs', ${j("totalRuns")}, '$.flaky_runs', ${j("flakyRuns")},
+              '$.last_flaky_at', ${j("lastFlakyAt")}`,
+          )}, 'run_id', ${runId})`,
+          sql`FROM json_each(${chunk}) j CROSS JOIN test_cases tc ON tc.id = ${j("id")} AND tc.project_id = ${projectId}
+            WHERE ${j("id")} IN (SELECT value FROM json_each(${JSON.stringify(crossed)}))
+              AND ${j("score")} >= ${settings.threshold}
+              AND (tc.flakiness_score IS NULL OR tc.flakiness_score < ${settings.threshold})`,
+          now,
+        ),
+      );
+    }
+    statements.push(adjustSummary(projectId, chunkIds, -1));
+    statements.push(scoresUpdateSql(chunk, projectId, now));
+    statements.push(adjustSummary(projectId, chunkIds, 1));
+  }
+  statements.push(...quarantineTransitions(projectId, quarantine, recover, now));
+  return { statements, flakyInserts, quarantined: quarantine.length, recovered: recover.length };
 }
 
 /**

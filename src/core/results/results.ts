@@ -1,16 +1,16 @@
 import { and, asc, desc, eq, sql, type SQL } from "drizzle-orm";
 import { tenantScope } from "../tenancy";
-import { batchAll } from "../../db/batch";
+import { batchAll, batchRows } from "../../db/batch";
 import { projectSettings, results, testCases, testRuns, type ResultRow } from "../../db/schema";
 import { SQL_ID_TAIL, newId, sqlIdHead } from "../../lib/ids";
 import { type CoreContext, nowIso, requireScope } from "../context";
 import { Invalid, NotFound } from "../errors";
-import { SETTINGS_COLUMNS, refreshFlakiness, settingsFrom } from "../flakiness/refresh";
+import { REFRESH_PAGE, SETTINGS_COLUMNS, refreshFlakiness, refreshReads, refreshWrites, settingsFrom } from "../flakiness/refresh";
 import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import { INLINE_TEXT_MAX_BYTES, RESULTS_PER_SUBMISSION, RESULT_LIMITS } from "../limits";
 import type { PageRequest, Paged } from "../pagination";
 import { assertProjectVisible } from "../projects/projects";
-import { type Run, readVisibleRun, visibleRuns } from "../runs/runs";
+import { type Run, runReads, visibleRuns } from "../runs/runs";
 import { runObjectPrefix } from "../storage/r2";
 import { suiteStatementsFor } from "../suites/suites";
 import { escapeLike, getTestCase, identityKey, jsonChunks, testCaseUpsert, testCaseRowJson } from "../testcases/testcases";
@@ -308,11 +308,27 @@ export async function recordResults(
     .from(results)
     .where(and(eq(results.runId, run.id), eq(results.submissionId, write.submissionId)))
     .orderBy(asc(results.number));
-  await batchAll(ctx.db, write.statements);
-  const stored = (await storedQuery).map((r) => toSummary(r as SummaryRow));
-  await refreshFlakiness(ctx.db, run.projectId, stored.map((r) => r.testCaseId), now, { settings: settingsFrom(settings ?? undefined), runId: run.id });
-  // Read without the testruns:read scope: a CI key that may only submit still sees its counts.
-  const updated = await readVisibleRun(ctx, run.id);
+  const flakiness = settingsFrom(settings ?? undefined);
+  // Two round trips: the writes with the reads of what they stored and of the flakiness inputs
+  // of its test cases (one batch sees its own writes), then the scores with the run's new counts.
+  // A run read without the testruns:read scope: a CI key that may only submit still sees its counts.
+  const runRead = runReads(ctx, and(eq(testRuns.id, run.id), visibleRuns(ctx.principal))!);
+  if (write.rows > REFRESH_PAGE) {
+    // More test cases than one refresh reads at a time (a large synchronous report): paged.
+    await batchAll(ctx.db, write.statements);
+    const stored = (await storedQuery).map((r) => toSummary(r as SummaryRow));
+    await refreshFlakiness(ctx.db, run.projectId, stored.map((r) => r.testCaseId), now, { settings: flakiness, runId: run.id });
+    const updated = runRead.from(await batchAll(ctx.db, [...runRead.statements]));
+    if (!updated) throw new NotFound("Test run", { id: run.id });
+    return { run: updated, stored, superseded: write.rows - stored.length };
+  }
+  const storedCases = sql`(SELECT json_group_array(test_case_id) FROM results WHERE run_id = ${run.id} AND submission_id = ${write.submissionId})`;
+  const written = await batchAll(ctx.db, [...write.statements, storedQuery, ...refreshReads(storedCases, run.projectId, flakiness)]);
+  const [storedResult, executionRows, stateRows] = written.slice(-3);
+  const stored = batchRows(storedQuery, storedResult).map((r) => toSummary(r as SummaryRow));
+  const plan = refreshWrites(executionRows, stateRows, run.projectId, flakiness, now, run.id);
+  const scored = await batchAll(ctx.db, [...plan.statements, ...runRead.statements]);
+  const updated = runRead.from(scored.slice(-2));
   if (!updated) throw new NotFound("Test run", { id: run.id });
   return { run: updated, stored, superseded: write.rows - stored.length };
 }

@@ -1,5 +1,5 @@
 import { and, desc, eq, isNull, sql, type SQL } from "drizzle-orm";
-import { batchAll } from "../../db/batch";
+import { batchAll, batchRows } from "../../db/batch";
 import { withoutUndefined } from "../../lib/objects";
 import { testRuns, testRunShards, type ReportedCounts, type TestRunRow, type TestRunShardRow } from "../../db/schema";
 import { newId } from "../../lib/ids";
@@ -266,17 +266,31 @@ function statusChange(runId: string, status: RunStatus | "merged", now: string):
   ];
 }
 
+/**
+ * The two selects that read a run with its shard parts, for a caller that appends them to a
+ * batch of its own (so a write and the read of its outcome are one round trip), and what turns
+ * their answers into the run.
+ */
+export function runReads(ctx: CoreContext, where: SQL) {
+  const row = ctx.db.select().from(testRuns).where(where).limit(1);
+  const shards = ctx.db
+    .select({ shard: testRunShards })
+    .from(testRunShards)
+    .innerJoin(testRuns, eq(testRuns.id, testRunShards.runId))
+    .where(where);
+  return {
+    statements: [row, shards] as const,
+    /** The run from the batch results of `statements` (in order), or null when none matched. */
+    from([rowResult, shardResults]: (D1Result | undefined)[]): Run | null {
+      const found = batchRows(row, rowResult)[0];
+      return found ? toRun(found, batchRows(shards, shardResults).map((s) => s.shard)) : null;
+    },
+  };
+}
+
 async function readRun(ctx: CoreContext, where: SQL): Promise<Run | null> {
-  const [rows, shards] = await ctx.db.batch([
-    ctx.db.select().from(testRuns).where(where).limit(1),
-    ctx.db
-      .select({ shard: testRunShards })
-      .from(testRunShards)
-      .innerJoin(testRuns, eq(testRuns.id, testRunShards.runId))
-      .where(where),
-  ]);
-  const row = rows[0];
-  return row ? toRun(row, shards.map((s) => s.shard)) : null;
+  const reads = runReads(ctx, where);
+  return reads.from(await batchAll(ctx.db, [...reads.statements]));
 }
 
 /**
@@ -358,13 +372,20 @@ export async function openRun(ctx: CoreContext, input: CreateRunInput): Promise<
   }
   statements.push(insertRunEvent(RUN_EVENT_TYPES.created, sql`r.id = ${id}`, now));
 
-  const [inserted] = await batchAll(ctx.db, [insert, ...statements]);
-  const runId = (inserted!.results[0] as { id: string }).id;
   // Status is set after the shard part exists, so a sharded run's status is the merge of its parts.
   const settleStatus = shardKey || TERMINAL_STATUSES.includes(status);
-  if (settleStatus) {
-    await batchAll(ctx.db, statusChange(runId, shardKey ? "merged" : status, now));
+  if (!settleStatus) {
+    // The common case (a new run, not a shard, not created finished): the run is read back in
+    // the batch that creates it, one round trip.
+    const reads = runReads(ctx, and(eq(testRuns.id, id), visibleRuns(ctx.principal))!);
+    const answers = await batchAll(ctx.db, [insert, ...statements, ...reads.statements]);
+    const run = reads.from(answers.slice(-2));
+    if (!run) throw new NotFound("Test run", { id });
+    return { run, created: true };
   }
+  const [inserted] = await batchAll(ctx.db, [insert, ...statements]);
+  const runId = (inserted!.results[0] as { id: string }).id;
+  await batchAll(ctx.db, statusChange(runId, shardKey ? "merged" : status, now));
   const run = await readRun(ctx, and(eq(testRuns.id, runId), visibleRuns(ctx.principal))!);
   if (!run) throw new NotFound("Test run", { id: runId });
   return { run, created: runId === id };
@@ -480,8 +501,11 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
     }
   }
   delete changes.shardCurrent;
-  await batchAll(ctx.db, [ctx.db.update(testRuns).set(changes).where(where), ...statements]);
-  const run = await getRun(ctx, id);
+  // The run is read back in the batch that changes it: one round trip.
+  const reads = runReads(ctx, where);
+  const answers = await batchAll(ctx.db, [ctx.db.update(testRuns).set(changes).where(where), ...statements, ...reads.statements]);
+  const run = reads.from(answers.slice(-2));
+  if (!run) throw new NotFound("Test run", { id });
   // Completing as an outage marked its test cases for a refresh (statusChange).
   const { totalTests, failedTests } = run.derivedCounts;
   if (input.status !== undefined && TERMINAL_STATUSES.includes(run.status) && totalTests >= OUTAGE_MIN_TESTS && failedTests > OUTAGE_FAILED_SHARE * totalTests) {
