@@ -28,6 +28,9 @@ export default defineConfig(async () => {
             RATE_LIMIT_TIER: "unlimited",
             // Responses say what they cost in D1 (Server-Timing), which tests of read costs assert.
             D1_METRICS: "on",
+            // Many tests change a key in D1 directly and expect the next request to see it; the
+            // cache is tested on its own (test/auth-cache.test.ts) with the default lifetime.
+            AUTH_CACHE_SECONDS: "0",
           },
         },
       }),

@@ -25,6 +25,11 @@ export interface Env {
   WEBHOOKS_ALLOW_LOCAL_HTTP?: string;
   /** "on" adds what each request cost in D1 (calls, rows read and written) as a Server-Timing header. */
   D1_METRICS?: string;
+  /**
+   * Seconds an isolate may reuse an API key's principal without reading it again (0..60, default
+   * 5; "0" turns it off): how long a key change made elsewhere can take to reach this isolate.
+   */
+  AUTH_CACHE_SECONDS?: string;
   /** Signs expiring URLs and encrypts stored idempotent responses. */
   URL_SIGNING_SECRET?: string;
 }

@@ -4,6 +4,7 @@ import { createDb } from "../db/client";
 import { requireScope, systemClock } from "../core/context";
 import { NotFound, Unauthorized } from "../core/errors";
 import { authenticateKey } from "../core/keys/api-keys";
+import { authCacheMs } from "../core/keys/principal-cache";
 import { authenticateSession, presentedSession } from "../core/users/sessions";
 import type { Scope } from "../core/keys/scopes";
 import type { RateLimitGroup } from "../core/rate-limits/limits";
@@ -37,7 +38,7 @@ export function requireKey(scope: Scope, group: RateLimitGroup): MiddlewareHandl
       // scopes as a key: its user's role decides them (ROLE_SCOPES).
       principal = session
         ? await authenticateSession(createDb(c.env.DB), session, systemClock)
-        : await authenticateKey(createDb(c.env.DB), key, systemClock);
+        : await authenticateKey(createDb(c.env.DB), key, systemClock, { cacheMs: authCacheMs(c.env.AUTH_CACHE_SECONDS) });
     } catch (err) {
       if (err instanceof Unauthorized) await limitFailedAuth(c);
       throw err;

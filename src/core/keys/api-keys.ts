@@ -9,6 +9,7 @@ import { Forbidden, Invalid, NotFound, Unauthorized } from "../errors";
 import type { PageRequest, Paged } from "../pagination";
 import { ROLE_SCOPES, defaultScopesFor, type Role, type Scope } from "./scopes";
 import type { RateLimitConfig } from "../rate-limits/limits";
+import { cachedKey, forgetKeys, rememberKey } from "./principal-cache";
 
 export const KEY_PREFIX = "gl_live_";
 /** gl_live_ + at least 32 random bytes, as hex (ours) or base62 (accepted for imported keys). */
@@ -76,7 +77,7 @@ export function toApiKey(row: ApiKeyRow): ApiKey {
  * Resolves a presented key to its principal. The lookup uses only the key's public prefix; the
  * full key is compared by hash in constant time. Every failure is a 401.
  */
-export async function authenticateKey(db: Db, presented: string | null, clock: Clock): Promise<Principal> {
+export async function authenticateKey(db: Db, presented: string | null, clock: Clock, options: { cacheMs?: number } = {}): Promise<Principal> {
   if (!presented) {
     throw new Unauthorized(
       "Missing API key. Send it as 'Authorization: Bearer <key>', 'X-API-Key: <key>' or 'X-PANTO-API-KEY: <key>'.",
@@ -85,18 +86,30 @@ export async function authenticateKey(db: Db, presented: string | null, clock: C
   }
   if (!KEY_PATTERN.test(presented)) throw new Unauthorized("Invalid API key.", { reason: "invalid" });
 
-  const [presentedHash, candidates] = await Promise.all([
-    sha256Hex(presented),
-    // The organization's rate limits come with the key: limiting needs no query of its own.
-    db
-      .select({ key: apiKeys, rateLimits: organizations.rateLimits, creatorRole: memberships.role })
-      .from(apiKeys)
-      .innerJoin(organizations, eq(organizations.id, apiKeys.organizationId))
-      // The creator's current role caps the key: a key never does more than its user may.
-      .leftJoin(memberships, and(eq(memberships.userId, apiKeys.createdByUserId), eq(memberships.organizationId, apiKeys.organizationId)))
-      .where(eq(apiKeys.lookupPrefix, presented.slice(0, LOOKUP_PREFIX_LENGTH)))
-      .all(),
-  ]);
+  const cacheMs = options.cacheMs ?? 0;
+  const now = clock.now();
+  const presentedHash = await sha256Hex(presented);
+  const cached = cachedKey(presentedHash, now.getTime(), cacheMs);
+  if (cached) {
+    if (cached.expiresAt !== null && cached.expiresAt <= now.getTime()) {
+      throw new Unauthorized("This API key has expired.", { reason: "expired" });
+    }
+    if (cached.lastUsedAt === null || now.getTime() - cached.lastUsedAt >= LAST_USED_RESOLUTION_MS) {
+      await touchLastUsed(db, cached.principal.keyId, cached.lastUsedAt, now);
+      cached.lastUsedAt = now.getTime();
+    }
+    return { ...cached.principal };
+  }
+
+  // The organization's rate limits come with the key: limiting needs no query of its own.
+  const candidates = await db
+    .select({ key: apiKeys, rateLimits: organizations.rateLimits, creatorRole: memberships.role })
+    .from(apiKeys)
+    .innerJoin(organizations, eq(organizations.id, apiKeys.organizationId))
+    // The creator's current role caps the key: a key never does more than its user may.
+    .leftJoin(memberships, and(eq(memberships.userId, apiKeys.createdByUserId), eq(memberships.organizationId, apiKeys.organizationId)))
+    .where(eq(apiKeys.lookupPrefix, presented.slice(0, LOOKUP_PREFIX_LENGTH)))
+    .all();
   let match: ApiKeyRow | undefined;
   let rateLimits: RateLimitConfig | null = null;
   let creatorRole: string | null = null;
@@ -109,15 +122,16 @@ export async function authenticateKey(db: Db, presented: string | null, clock: C
   }
   if (!match) throw new Unauthorized("Invalid API key.", { reason: "invalid" });
   if (!match.isActive) throw new Unauthorized("This API key is deactivated.", { reason: "inactive" });
-  const now = clock.now();
   if (match.expiresAt && Date.parse(match.expiresAt) <= now.getTime()) {
     throw new Unauthorized("This API key has expired.", { reason: "expired" });
   }
 
-  await touchLastUsed(db, match, now);
+  const lastUsedAt = match.lastUsedAt ? Date.parse(match.lastUsedAt) : null;
+  const touched = lastUsedAt === null || now.getTime() - lastUsedAt >= LAST_USED_RESOLUTION_MS;
+  if (touched) await touchLastUsed(db, match.id, lastUsedAt, now);
   // A key a user made holds at most that user's role now: demoted or removed, the key follows.
   const allowed = match.createdByUserId ? new Set<string>(creatorRole ? ROLE_SCOPES[creatorRole as Role] : []) : null;
-  return {
+  const principal: Principal = {
     keyId: match.id,
     organizationId: match.organizationId,
     projectId: match.projectId,
@@ -126,16 +140,22 @@ export async function authenticateKey(db: Db, presented: string | null, clock: C
     role: (creatorRole as Role | null) ?? null,
     rateLimits,
   };
+  rememberKey(
+    presentedHash,
+    { principal, expiresAt: match.expiresAt ? Date.parse(match.expiresAt) : null, lastUsedAt: touched ? now.getTime() : lastUsedAt, cachedAt: now.getTime() },
+    cacheMs,
+  );
+  return { ...principal };
 }
 
 /** Writes last_used_at at most once a minute per key, so a busy key does not write on every request. */
-async function touchLastUsed(db: Db, key: ApiKeyRow, now: Date): Promise<void> {
-  if (key.lastUsedAt && now.getTime() - Date.parse(key.lastUsedAt) < LAST_USED_RESOLUTION_MS) return;
+async function touchLastUsed(db: Db, keyId: string, lastUsedAt: number | null, now: Date): Promise<void> {
+  if (lastUsedAt !== null && now.getTime() - lastUsedAt < LAST_USED_RESOLUTION_MS) return;
   const threshold = new Date(now.getTime() - LAST_USED_RESOLUTION_MS).toISOString();
   await db
     .update(apiKeys)
     .set({ lastUsedAt: now.toISOString() })
-    .where(and(eq(apiKeys.id, key.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, threshold))));
+    .where(and(eq(apiKeys.id, keyId), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, threshold))));
 }
 
 /** The SQL condition limiting api_keys to what the principal may see. */
@@ -279,6 +299,7 @@ export async function updateApiKey(ctx: CoreContext, id: string, input: UpdateAp
     .where(and(eq(apiKeys.id, id), visibleKeys(ctx.principal)))
     .returning()
     .get();
+  forgetKeys();
   if (!row) throw new NotFound("API key", { id });
   return toApiKey(row);
 }
@@ -291,6 +312,7 @@ export async function deleteApiKey(ctx: CoreContext, id: string): Promise<void> 
     .where(and(eq(apiKeys.id, id), visibleKeys(ctx.principal)))
     .returning({ id: apiKeys.id })
     .get();
+  forgetKeys();
   if (!deleted) throw new NotFound("API key", { id });
 }
 
@@ -311,6 +333,7 @@ export async function rotateApiKey(ctx: CoreContext, id: string): Promise<Issued
     .where(and(eq(apiKeys.id, id), visibleKeys(ctx.principal)))
     .returning()
     .get();
+  forgetKeys();
   if (!row) throw new NotFound("API key", { id });
   return { ...toApiKey(row), key: secret.key };
 }

@@ -1,3 +1,4 @@
+import { forgetKeys } from "../keys/principal-cache";
 import { asc, count, eq } from "drizzle-orm";
 import { apiKeys, memberships, organizations, projects, projectSettings, users, type OrganizationRow } from "../../db/schema";
 import { newId } from "../../lib/ids";
@@ -154,6 +155,7 @@ export async function updateOrganizationLimits(
   if (input.creditCosts?.quickTest !== undefined) changes.creditCostQuick = input.creditCosts.quickTest;
   if (input.creditCosts?.deepTest !== undefined) changes.creditCostDeep = input.creditCosts.deepTest;
   const row = await ctx.db.update(organizations).set(changes).where(eq(organizations.id, id)).returning().get();
+  forgetKeys();
   if (!row) throw new NotFound("Organization", { id });
   return { ...toOrganization(row), maxWebhooks: row.maxWebhooks, rateLimits: row.rateLimits ?? null };
 }

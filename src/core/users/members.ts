@@ -1,3 +1,4 @@
+import { forgetKeys } from "../keys/principal-cache";
 import { and, asc, count, eq, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { batchAll } from "../../db/batch";
@@ -155,6 +156,7 @@ export async function changeMemberRole(ctx: CoreContext, organizationId: string,
     .where(and(eq(memberships.id, memberId), eq(memberships.organizationId, orgId), role === "owner" ? undefined : keepsAnOwner(orgId)))
     .returning({ id: memberships.id })
     .get();
+  forgetKeys();
   if (!updated) {
     if (!(await findMember(ctx.db, orgId, memberId))) throw new NotFound("Member", { id: memberId });
     throw lastOwner(memberId, "demoted");
@@ -183,6 +185,7 @@ export async function removeMember(ctx: CoreContext, organizationId: string, mem
       WHERE user_id = ${current.userId} AND organization_id = ${orgId} AND revoked_at IS NULL
         AND NOT EXISTS (SELECT 1 FROM memberships WHERE id = ${memberId})`,
   ]);
+  forgetKeys();
   if (!deleted?.results.length) {
     if (!(await findMember(ctx.db, orgId, memberId))) throw new NotFound("Member", { id: memberId });
     throw lastOwner(memberId, "removed");
