@@ -68,6 +68,39 @@ describe("per-key rate limits", () => {
     expect((await call("/api/v1/testruns", { key: t.key })).status).toBe(200);
   });
 
+  it("leases a twentieth of a larger limit to the isolate: one limiter call per 5 requests at 100, exact counts, no bypass through an eviction", async () => {
+    const t = await createTenant();
+    await limit(t, { overrides: { runs_read: 100 } });
+    const stub = limiterOf(t.keyId);
+    const remaining: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const res = await call("/api/v1/testruns", { key: t.key });
+      expect(res.status, `request ${i + 1}`).toBe(200);
+      remaining.push(Number(/r=(\d+)/.exec(res.headers.get("ratelimit") ?? "")?.[1]));
+      if (i === 0) expect(await stub.used("runs_read", 60)).toBe(5);
+      // The object is evicted mid-lease: its count survives, the isolate's lease too.
+      if (i === 6) await evictDurableObject(stub);
+    }
+    // The header counts down by one per request, as without leases.
+    expect(remaining).toEqual(Array.from({ length: 100 }, (_, i) => 99 - i));
+    expect(await stub.used("runs_read", 60)).toBe(100);
+    const refused = await call("/api/v1/testruns", { key: t.key });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("ratelimit")).toMatch(/^"runs_read";r=0;t=\d+$/);
+  });
+
+  it("never lets concurrent requests past a leased limit", async () => {
+    const t = await createTenant();
+    await limit(t, { overrides: { runs_read: 60 } });
+    const answers = await Promise.all(Array.from({ length: 90 }, () => call("/api/v1/testruns", { key: t.key })));
+    const allowed = answers.filter((a) => a.status === 200).length;
+    // Leases of 3: concurrent requests of one isolate may leave a lease unspent at the edge,
+    // refusing a little early, never letting one more through.
+    expect(allowed).toBeLessThanOrEqual(60);
+    expect(allowed).toBeGreaterThanOrEqual(57);
+    expect(answers.filter((a) => a.status === 429)).toHaveLength(90 - allowed);
+  });
+
   it("never lets concurrent requests past the limit", async () => {
     const t = await createTenant();
     await limit(t, { overrides: { runs_read: 10 } });

@@ -29,22 +29,86 @@ async function decide(c: Context<AppEnv>, name: string, group: string, limit: nu
   try {
     return await c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(name)).hit(group, limit, WINDOW_SECONDS);
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), note: "rate limiter unavailable", message: String(err) }));
-    if (modeOf(c.env.RATE_LIMITS) === "fail-open") return null;
-    throw new Unavailable("Rate limiting is unavailable for a moment; retry shortly.", UNAVAILABLE_RETRY_SECONDS);
+    return unavailable(c, err);
   }
 }
 
+/** The limiter could not answer: logged; null (allow) in fail-open mode, else 503. */
+function unavailable(c: Context<AppEnv>, err: unknown): null {
+  console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), note: "rate limiter unavailable", message: String(err) }));
+  if (modeOf(c.env.RATE_LIMITS) === "fail-open") return null;
+  throw new Unavailable("Rate limiting is unavailable for a moment; retry shortly.", UNAVAILABLE_RETRY_SECONDS);
+}
+
 /**
- * Counts a request of an authenticated key against its group's limit: one Durable Object call,
- * no D1 query (the organization's setting came with the key). Sets the IETF draft RateLimit
- * headers; past the limit, throws 429 with Retry-After.
+ * Requests of the current window this isolate holds for a key and group, granted by the key's
+ * limiter in one call (a lease): spending one costs no call. Leases never let more through than
+ * the limit (granted requests count as made); an isolate that dies with requests left merely
+ * refuses a little early that minute, never lets extra through.
+ */
+interface Lease {
+  limit: number;
+  windowStart: number;
+  tokens: number;
+  /** The window's unleased requests when this isolate last asked; `r=` in RateLimit is this plus `tokens`. */
+  unleased: number;
+  resetAt: number;
+}
+const leases = new Map<string, Lease>();
+const MAX_LEASES = 10_000;
+/** A lease is a twentieth of the limit (at most 50): a limit under 40 a minute is counted one request at a time. */
+export function leaseSize(limit: number): number {
+  return Math.max(1, Math.min(50, Math.floor(limit / 20)));
+}
+
+/** Takes one request from this isolate's lease, or a new lease from the limiter; null when the limiter is down in fail-open mode. */
+async function spend(c: Context<AppEnv>, keyId: string, group: string, limit: number): Promise<RateLimitDecision | null> {
+  const now = Date.now();
+  const windowMs = WINDOW_SECONDS * 1000;
+  const windowStart = Math.floor(now / windowMs) * windowMs;
+  const name = `key:${keyId}`;
+  const slot = `${name}\u001f${group}`;
+  const held = leases.get(slot);
+  const current = held && held.limit === limit && held.windowStart === windowStart ? held : undefined;
+  if (current && current.tokens > 0) {
+    current.tokens--;
+    return { allowed: true, limit, remaining: current.unleased + current.tokens, resetSeconds: Math.max(1, Math.ceil((current.resetAt - now) / 1000)) };
+  }
+  let lease;
+  try {
+    lease = await c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(name)).take(group, limit, WINDOW_SECONDS, leaseSize(limit));
+  } catch (err) {
+    return unavailable(c, err);
+  }
+  // Other requests of this isolate may have taken leases meanwhile: their tokens are kept, and a
+  // refusal from the limiter is only final when none are left (a burst of concurrent requests
+  // all ask before any lease arrives).
+  const again = leases.get(slot);
+  const kept = again && again.limit === limit && again.windowStart === lease.windowStart ? again.tokens : 0;
+  if (lease.granted === 0) {
+    if (again && kept > 0) {
+      again.tokens--;
+      return { allowed: true, limit, remaining: again.unleased + again.tokens, resetSeconds: lease.resetSeconds };
+    }
+    return { allowed: false, limit, remaining: 0, resetSeconds: lease.resetSeconds };
+  }
+  if (leases.size >= MAX_LEASES) leases.clear();
+  const next = { limit, windowStart: lease.windowStart, tokens: kept + lease.granted - 1, unleased: lease.remaining, resetAt: now + lease.resetSeconds * 1000 };
+  leases.set(slot, next);
+  return { allowed: true, limit, remaining: next.unleased + next.tokens, resetSeconds: lease.resetSeconds };
+}
+
+/**
+ * Counts a request of an authenticated key against its group's limit: from this isolate's lease
+ * of the window when it has one, else one Durable Object call, and no D1 query (the
+ * organization's setting came with the key). Sets the IETF draft RateLimit headers; past the
+ * limit, throws 429 with Retry-After.
  */
 export async function limitKeyRequest(c: Context<AppEnv>, principal: Principal, group: RateLimitGroup): Promise<void> {
   if (modeOf(c.env.RATE_LIMITS) === "off") return;
   const limit = limitFor(group, principal.rateLimits ?? null, deploymentTier(c.env.RATE_LIMIT_TIER));
   if (!Number.isFinite(limit)) return;
-  const decision = await decide(c, `key:${principal.keyId}`, group, limit);
+  const decision = await spend(c, principal.keyId, group, limit);
   if (!decision) return;
   c.header("RateLimit-Policy", `"${group}";q=${limit};w=${WINDOW_SECONDS}`);
   c.header("RateLimit", `"${group}";r=${decision.remaining};t=${decision.resetSeconds}`);
