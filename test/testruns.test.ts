@@ -460,5 +460,11 @@ describe("a project-restricted key", () => {
     // Nothing of the other project changed.
     expect(await getRun(t, theirs.id)).toMatchObject({ status: "running", total_tests: 1 });
     expect((await call(`/api/v1/results/${mineResults.body.results[0].id}`, { key: k })).status).toBe(200);
+    // Another organization's key completing this run: 404, and the run is as it was.
+    const stranger = await createTenant();
+    const patched = await call(`/api/v1/testruns/${mine.id}`, { method: "PATCH", key: stranger.key, body: { status: "failed", branch: "evil" } });
+    expect(patched.status).toBe(404);
+    expect(await getRun(t, mine.id)).toMatchObject({ status: "running", branch: null, completed_at: null });
+    expect(await eventsOf(mine.id)).not.toContain("testrun.completed.v1");
   });
 });

@@ -223,7 +223,7 @@ function mergedShardStatus(runAlias: string): SQL {
  * Statements that set a run's status (a constant, or the merged shard status) and, when that
  * moves the run into a terminal status, emit the completion events in the same batch.
  */
-function statusChange(runId: string, status: RunStatus | "merged", now: string): SQL[] {
+function statusChange(runId: string, status: RunStatus | "merged", now: string, visible: SQL = sql`true`): SQL[] {
   const asked = status === "merged" ? mergedShardStatus("test_runs") : sql`${status}`;
   const token = newId("evt");
   const terminal = sql`('passed','failed','cancelled')`;
@@ -235,7 +235,7 @@ function statusChange(runId: string, status: RunStatus | "merged", now: string):
         SELECT count(*) FROM results x JOIN test_cases tc ON tc.id = x.test_case_id
         WHERE x.run_id = test_runs.id AND x.status = 'failed' AND tc.is_quarantined = 1)
       ELSE 0 END
-    WHERE id = ${runId}`;
+    WHERE id = ${runId} AND ${visible}`;
   const update = sql`UPDATE test_runs SET
       completion_token = CASE WHEN ${newStatus} IN ${terminal} AND completed_at IS NULL THEN ${token} ELSE completion_token END,
       completed_at = CASE WHEN ${newStatus} IN ${terminal} THEN coalesce(completed_at, ${now}) ELSE NULL END,
@@ -245,7 +245,7 @@ function statusChange(runId: string, status: RunStatus | "merged", now: string):
           THEN quarantined_failures || ' of ' || failed_tests || ' failures are of quarantined tests and were ignored'
         ELSE NULL END,
       status = ${newStatus}, updated_at = ${now}
-    WHERE id = ${runId}`;
+    WHERE id = ${runId} AND ${visible}`;
   const completedHere = sql`r.id = ${runId} AND r.completion_token = ${token}`;
   return [
     countQuarantined,
@@ -466,7 +466,11 @@ export interface UpdateRunInput extends Omit<RunMetadata, "ciBuildId" | "runTitl
 
 export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunInput): Promise<Run> {
   requireScope(ctx.principal, "testruns:create");
-  const current = await getRun(ctx, id);
+  // Only a shard's status needs the run read first (is it sharded? is the shard in range?).
+  // Otherwise every statement carries the visibility condition and the run is read back in the
+  // same batch: a run the key cannot see changes nothing and answers 404 from that read.
+  const shardStatus = input.status !== undefined && input.shardCurrent != null;
+  const current = shardStatus ? await getRun(ctx, id) : null;
   const now = nowIso(ctx.clock);
   const changes: Record<string, unknown> = { updatedAt: now };
   for (const name of METADATA_COLUMNS) {
@@ -484,9 +488,9 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
   }
   const where = and(eq(testRuns.id, id), visibleRuns(ctx.principal))!;
   const statements: SQL[] = [];
-  const sharded = current.shardTotal !== null && current.shardTotal > 1 && current.shards.length > 0;
+  const sharded = current !== null && current.shardTotal !== null && current.shardTotal > 1 && current.shards.length > 0;
   if (input.status !== undefined) {
-    if (sharded && input.shardCurrent != null) {
+    if (current !== null && sharded && input.shardCurrent != null) {
       if (input.shardCurrent > current.shardTotal!) {
         throw Invalid.field("shard_current", "invalid_value", "must not be greater than shard_total");
       }
@@ -497,7 +501,7 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
       );
       statements.push(...statusChange(id, "merged", now));
     } else {
-      statements.push(...statusChange(id, input.status, now));
+      statements.push(...statusChange(id, input.status, now, visibleRuns(ctx.principal)));
     }
   }
   delete changes.shardCurrent;
