@@ -63,6 +63,30 @@ export function visibleProjects(principal: Principal): SQL {
   return principal.projectId ? and(inOrg, eq(projects.id, principal.projectId))! : inOrg;
 }
 
+/**
+ * A statement that fails, and so rolls back the D1 batch it leads (a batch is one transaction),
+ * unless the project exists and the principal may see it: the check rides in the write's round
+ * trip instead of costing its own. json() of text that is not JSON is the error; runGuarded
+ * turns it into the 404 a separate check would have given.
+ */
+export function projectVisibleGuard(principal: Principal, projectId: string): SQL {
+  return sql`SELECT CASE WHEN EXISTS (SELECT 1 FROM projects WHERE ${and(eq(projects.id, projectId), visibleProjects(principal))})
+    THEN 1 ELSE json('project not visible') END`;
+}
+
+/**
+ * Runs a batch that a projectVisibleGuard may have rolled back: when it failed, a project the
+ * principal cannot see is 404 (nothing was written), any other failure is passed on as it was.
+ */
+export async function runGuarded<T>(ctx: CoreContext, projectId: string, batch: () => Promise<T>): Promise<T> {
+  try {
+    return await batch();
+  } catch (err) {
+    if (String(err).includes("malformed JSON")) await assertProjectVisible(ctx, projectId);
+    throw err;
+  }
+}
+
 /** Throws NotFound unless the project exists and the principal may see it. */
 export async function assertProjectVisible(ctx: CoreContext, projectId: string): Promise<void> {
   const row = await ctx.db

@@ -7,7 +7,7 @@ import { type CoreContext, type Principal, nowIso, requireScope } from "../conte
 import { Invalid, NotFound } from "../errors";
 import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
 import type { PageRequest, Paged } from "../pagination";
-import { assertProjectVisible } from "../projects/projects";
+import { assertProjectVisible, projectVisibleGuard, runGuarded } from "../projects/projects";
 import { markStale, refreshStaleSoon } from "../flakiness/refresh";
 import { OUTAGE_FAILED_SHARE, OUTAGE_MIN_TESTS } from "../flakiness/flakiness";
 import { abortRunUploads } from "../artifacts/cleanup";
@@ -310,7 +310,11 @@ export async function createRun(ctx: CoreContext, input: CreateRunInput): Promis
 export async function openRun(ctx: CoreContext, input: CreateRunInput): Promise<{ run: Run; created: boolean }> {
   requireScope(ctx.principal, "testruns:create");
   validateShard(input);
-  const projectId = await resolveProject(ctx, input.projectId);
+  // A key of one project creates in it; another key names a project, checked inside the write's
+  // batch (projectVisibleGuard) rather than in a round trip of its own.
+  if (!ctx.principal.projectId && input.projectId === undefined) throw Invalid.field("project_id", "required", "is required");
+  const projectId = ctx.principal.projectId ? await resolveProject(ctx, input.projectId) : input.projectId!;
+  const guard = ctx.principal.projectId ? [] : [projectVisibleGuard(ctx.principal, projectId)];
   const now = nowIso(ctx.clock);
   const id = newId("run");
   const shardKey = shardKeyOf(input);
@@ -378,12 +382,12 @@ export async function openRun(ctx: CoreContext, input: CreateRunInput): Promise<
     // The common case (a new run, not a shard, not created finished): the run is read back in
     // the batch that creates it, one round trip.
     const reads = runReads(ctx, and(eq(testRuns.id, id), visibleRuns(ctx.principal))!);
-    const answers = await batchAll(ctx.db, [insert, ...statements, ...reads.statements]);
+    const answers = await runGuarded(ctx, projectId, () => batchAll(ctx.db, [...guard, insert, ...statements, ...reads.statements]));
     const run = reads.from(answers.slice(-2));
     if (!run) throw new NotFound("Test run", { id });
     return { run, created: true };
   }
-  const [inserted] = await batchAll(ctx.db, [insert, ...statements]);
+  const [inserted] = (await runGuarded(ctx, projectId, () => batchAll(ctx.db, [...guard, insert, ...statements]))).slice(guard.length);
   const runId = (inserted!.results[0] as { id: string }).id;
   await batchAll(ctx.db, statusChange(runId, shardKey ? "merged" : status, now));
   const run = await readRun(ctx, and(eq(testRuns.id, runId), visibleRuns(ctx.principal))!);
