@@ -1,6 +1,7 @@
 import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./http/app-env";
+import { accessLog } from "./http/access-log";
 import { jsonBodyLimit } from "./http/body-limit";
 import { d1Metrics } from "./http/d1-metrics";
 import { outboxFlush } from "./http/outbox-flush";
@@ -22,6 +23,7 @@ export const API_VERSION = "1.0.0";
  */
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.use("*", accessLog);
   app.use("*", requestId);
   app.use("/api/*", outboxFlush);
   app.use("*", d1Metrics);

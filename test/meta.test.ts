@@ -91,7 +91,7 @@ describe("errors and request ids", () => {
     expect(Object.keys(unauthorized.body)).toEqual(["detail"]);
   });
 
-  it("client errors are logged with the request id, never with the key", async () => {
+  it("every request is logged as one JSON line, client errors with their code, never with the key", async () => {
     const t = await createTenant();
     const lines: string[] = [];
     const original = console.log;
@@ -103,13 +103,47 @@ describe("errors and request ids", () => {
       const wrong = `${t.key.slice(0, -1)}${t.key.endsWith("0") ? "1" : "0"}`;
       const denied = await call("/api/v1/projects", { headers: { Authorization: `Bearer ${wrong}` } });
       expect(denied.status).toBe(401);
+      const ok = await call(`/api/v1/projects/${t.project.id}?secret=${t.key}`, { key: t.key });
+      expect(ok.status).toBe(200);
       const logged = lines.map((l) => JSON.parse(l));
       expect(logged).toContainEqual(expect.objectContaining({ request_id: res.headers.get("x-request-id"), status: 404, error: "not_found" }));
+      // Every request: one JSON line with the route's pattern, the caller's organization and key
+      // id, the duration; the path without its query.
+      const line = logged.find((l) => l.request_id === ok.headers.get("x-request-id"));
+      expect(line).toEqual({
+        ts: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        level: "info",
+        msg: "request",
+        request_id: ok.headers.get("x-request-id"),
+        method: "GET",
+        route: "/api/v1/projects/:id",
+        path: `/api/v1/projects/${t.project.id}`,
+        status: 200,
+        duration_ms: expect.any(Number),
+        organization_id: t.organization.id,
+        key_id: t.keyId,
+        user_id: null,
+      });
       expect(logged).toContainEqual(expect.objectContaining({ request_id: denied.headers.get("x-request-id"), status: 401 }));
     } finally {
       console.log = original;
     }
     expect(lines.join("\n")).not.toContain(t.key.slice(16, -1));
+  });
+
+  it("log lines mask secrets: fields named for them, and keys or session tokens inside text", async () => {
+    const { log } = await import("../src/lib/log");
+    const lines: string[] = [];
+    const original = console.log;
+    console.log = (line: string) => lines.push(line);
+    try {
+      log.info("probe", { key: "anything", nested: { password: "hunter2", ok: 1 }, message: "saw gl_live_0123456789abcdef0123 and gls_abcdef0123456789" });
+    } finally {
+      console.log = original;
+    }
+    const line = JSON.parse(lines[0]!);
+    expect(line).toMatchObject({ level: "info", msg: "probe", key: "[redacted]", nested: { password: "[redacted]", ok: 1 } });
+    expect(line.message).toBe("saw gl_live_[redacted] and gls_[redacted]");
   });
 
   it("a 500 never carries the internal message, on any surface", async () => {

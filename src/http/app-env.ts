@@ -11,6 +11,8 @@ export interface AppEnv {
     principal: Principal;
     /** "key:<id>" or "admin": whose Idempotency-Key namespace a request uses. */
     callerScope: string;
+    /** A client error's code and message, for the access log. */
+    failure?: { code: string; message: string };
   };
 }
 

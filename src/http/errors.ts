@@ -1,3 +1,4 @@
+import { log } from "../lib/log";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import {
@@ -132,31 +133,11 @@ export function renderError(err: unknown, c: Context<AppEnv>): Response {
   const requestId = c.get("requestId");
   if (!domain) {
     const e = err instanceof Error ? err : new Error(String(err));
-    console.error(
-      JSON.stringify({
-        level: "error",
-        request_id: requestId,
-        method: c.req.method,
-        path: c.req.path,
-        error: e.name,
-        message: e.message,
-        stack: e.stack,
-      }),
-    );
+    log.error("unhandled error", { request_id: requestId, method: c.req.method, path: c.req.path, error: e.name, message: e.message, stack: e.stack });
   } else {
-    // Client errors too, so an operator can follow a caller's X-Request-Id; messages are written
-    // for clients and carry no secrets, and no header (so no key) is ever logged.
-    console.log(
-      JSON.stringify({
-        level: "info",
-        request_id: requestId,
-        method: c.req.method,
-        path: c.req.path,
-        status: domain.status,
-        error: domain.kind,
-        message: domain.message,
-      }),
-    );
+    // For the access log (http/access-log.ts), so an operator can follow a caller's X-Request-Id.
+    // Messages are written for clients and carry no secrets.
+    c.set("failure", { code: domain.kind, message: domain.message });
   }
   const headers: Record<string, string> = {};
   if (domain instanceof RetryLater) headers["Retry-After"] = String(domain.retryAfterSeconds);

@@ -1,3 +1,4 @@
+import { log } from "../lib/log";
 import type { MiddlewareHandler } from "hono";
 import { flushOutbox } from "../core/webhooks/delivery";
 import type { Env } from "../env";
@@ -39,7 +40,7 @@ export function requestOutboxFlush(
           await flush(env);
         } while (again);
       } catch (err) {
-        console.error(JSON.stringify({ level: "error", note: "outbox flush failed", message: String(err) }));
+        log.error("outbox flush failed", { message: String(err) });
       } finally {
         flushingSince = null;
       }

@@ -1,3 +1,4 @@
+import { log } from "../lib/log";
 import type { Context } from "hono";
 import type { Principal } from "../core/context";
 import { RateLimited, Unavailable } from "../core/errors";
@@ -35,7 +36,7 @@ async function decide(c: Context<AppEnv>, name: string, group: string, limit: nu
 
 /** The limiter could not answer: logged; null (allow) in fail-open mode, else 503. */
 function unavailable(c: Context<AppEnv>, err: unknown): null {
-  console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), note: "rate limiter unavailable", message: String(err) }));
+  log.error("rate limiter unavailable", { request_id: c.get("requestId"), message: String(err) });
   if (modeOf(c.env.RATE_LIMITS) === "fail-open") return null;
   throw new Unavailable("Rate limiting is unavailable for a moment; retry shortly.", UNAVAILABLE_RETRY_SECONDS);
 }

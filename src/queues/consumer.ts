@@ -1,3 +1,4 @@
+import { log } from "../lib/log";
 import { INGEST_MESSAGE } from "../core/ingest/ingests";
 import { processIngest } from "../core/ingest/process";
 import { WEBHOOK_DELIVERY_MESSAGE, WEBHOOK_EVENT_MESSAGE, attemptDelivery, fanOutEvent, flushOutbox } from "../core/webhooks/delivery";
@@ -13,7 +14,7 @@ function backoffSeconds(attempts: number): number {
 async function handleIngest(message: Message<QueueMessageBody>, env: Env): Promise<void> {
   const ingestId = message.body.ingest_id;
   if (typeof ingestId !== "string") {
-    console.error(JSON.stringify({ level: "error", note: "ingest message without ingest_id", message_id: message.id }));
+    log.error("ingest message without ingest_id", { message_id: message.id });
     message.ack();
     return;
   }
@@ -25,7 +26,7 @@ async function handleIngest(message: Message<QueueMessageBody>, env: Env): Promi
     if (outcome.kind === "done") await flushOutbox(env).catch(() => undefined);
   } catch (err) {
     // A fault of ours (D1, R2): the ingest resumes from its last committed chunk next time.
-    console.error(JSON.stringify({ level: "error", note: "ingest interrupted", ingest_id: ingestId, attempts: message.attempts, message: String(err) }));
+    log.error("ingest interrupted", { ingest_id: ingestId, attempts: message.attempts, message: String(err) });
     message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   }
 }
@@ -40,7 +41,7 @@ async function handleFlakinessRefresh(message: Message<QueueMessageBody>, env: E
     // Flaky and quarantine events reach webhooks now, not at the next cron.
     await flushOutbox(env).catch(() => undefined);
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", note: "flakiness refresh interrupted", project_id: projectId, message: String(err) }));
+    log.error("flakiness refresh interrupted", { project_id: projectId, message: String(err) });
     message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   }
 }
@@ -53,7 +54,7 @@ async function handleWebhookEvent(message: Message<QueueMessageBody>, env: Env):
     await fanOutEvent(env, eventId);
     message.ack();
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", note: "webhook fan-out failed", event_id: eventId, message: String(err) }));
+    log.error("webhook fan-out failed", { event_id: eventId, message: String(err) });
     message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   }
 }
@@ -72,7 +73,7 @@ async function handleWebhookDelivery(message: Message<QueueMessageBody>, env: En
     else if (outcome.kind === "exhausted") message.retry();
     else message.ack();
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", note: "webhook delivery interrupted", delivery_id: deliveryId, message: String(err) }));
+    log.error("webhook delivery interrupted", { delivery_id: deliveryId, message: String(err) });
     message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   }
 }
@@ -99,7 +100,7 @@ export async function handleQueueBatch(batch: MessageBatch<QueueMessageBody>, en
       await handleWebhookDelivery(message, env);
       continue;
     }
-    console.warn(JSON.stringify({ level: "warn", queue: batch.queue, message_id: message.id, type: message.body?.type, note: "no handler for message type" }));
+    log.warn("no handler for message type", { queue: batch.queue, message_id: message.id, type: message.body?.type });
     message.retry();
   }
 }

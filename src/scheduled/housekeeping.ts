@@ -1,3 +1,4 @@
+import { log } from "../lib/log";
 import { purgeExpiredIdempotencyRecords } from "../core/idempotency/idempotency";
 import { sweepIngests } from "../core/ingest/ingests";
 import { purgeDeletedRuns } from "../core/runs/runs";
@@ -47,7 +48,7 @@ export async function runHousekeeping(
   // Last: the heaviest part, and an error in it must not keep the outbox from being flushed.
   const retention = await applyRetention(db, env.ARTIFACTS, now);
   if (retention.more) {
-    console.log(JSON.stringify({ level: "info", note: "retention backlog: more expired runs are due", runs_expired: retention.runsExpired }));
+    log.info("retention backlog: more expired runs are due", { runs_expired: retention.runsExpired });
   }
   // After retention, so the scores its deletions marked are refreshed in the same round; then
   // automatic quarantines of tests that stopped running end once their quiet days have passed.

@@ -1,3 +1,4 @@
+import { log } from "../../lib/log";
 import { and, asc, eq, inArray, lt, sql, type SQL } from "drizzle-orm";
 import { tenantScope } from "../tenancy";
 import { batchAll } from "../../db/batch";
@@ -127,7 +128,7 @@ async function enqueue(ctx: CoreContext, ingestId: string): Promise<void> {
     await ctx.env.INGESTS.send({ type: INGEST_MESSAGE, ingest_id: ingestId });
   } catch (err) {
     // The ingest is recorded as queued; the cron sweep sends it again.
-    console.error(JSON.stringify({ level: "error", note: "ingest enqueue failed; the sweep will retry", ingest_id: ingestId, message: String(err) }));
+    log.error("ingest enqueue failed; the sweep will retry", { ingest_id: ingestId, message: String(err) });
   }
 }
 

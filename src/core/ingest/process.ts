@@ -1,3 +1,4 @@
+import { log } from "../../lib/log";
 import { and, asc, eq, isNull, sql, type SQL } from "drizzle-orm";
 import { batchAll, type Statement } from "../../db/batch";
 import { createDb, type Db } from "../../db/client";
@@ -166,7 +167,7 @@ export async function processIngest(env: Env, ingestId: string, options: Process
       return { kind: "failed" };
     }
     if (claimed.attempts + 1 >= MAX_ATTEMPTS) {
-      console.error(JSON.stringify({ level: "error", note: "ingest given up", ingest_id: ingestId, message: String(err), stack: (err as Error)?.stack }));
+      log.error("ingest given up", { ingest_id: ingestId, message: String(err), stack: (err as Error)?.stack });
       await failIngest(ctx, claimed, `Processing was interrupted by internal errors ${MAX_ATTEMPTS} times; the ingest was given up.`, { reason: "internal" }, counter);
       return { kind: "failed" };
     }
