@@ -2,6 +2,7 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./http/app-env";
 import { accessLog } from "./http/access-log";
+import { DEPRECATIONS, type Deprecation, apiVersionHeaders, deprecationProblems } from "./http/deprecations";
 import { jsonBodyLimit } from "./http/body-limit";
 import { d1Metrics } from "./http/d1-metrics";
 import { outboxFlush } from "./http/outbox-flush";
@@ -21,10 +22,12 @@ export const API_VERSION = "1.0.0";
  * HTTPS guard (before credentials are read), then the body limit; authentication, scopes and
  * idempotency run per route (see http/routes.ts), then validation, then the handler.
  */
-export function createApp() {
+export function createApp(options: { deprecations?: readonly Deprecation[] } = {}) {
+  const deprecations = options.deprecations ?? DEPRECATIONS;
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use("*", accessLog);
   app.use("*", requestId);
+  app.use("*", apiVersionHeaders(API_VERSION, deprecations));
   app.use("/api/*", outboxFlush);
   app.use("*", d1Metrics);
   app.use("*", httpsGuard);
@@ -33,6 +36,16 @@ export function createApp() {
   app.route("/", metaRoutes);
   app.route("/api/v1", nativeSurface());
   app.route("/api", reportingSurface());
+
+  // The deprecation table must name real routes and keep reference 001's window; its routes are
+  // marked deprecated in the document.
+  const routes = new Map<string, { deprecated?: boolean }>();
+  for (const definition of app.openAPIRegistry.definitions) {
+    if (definition.type === "route") routes.set(`${definition.route.method.toUpperCase()} ${definition.route.path}`, definition.route);
+  }
+  const problems = deprecationProblems(deprecations, new Set(routes.keys()));
+  if (problems.length > 0) throw new Error(`The deprecation table is wrong: ${problems.join("; ")}`);
+  for (const d of deprecations) routes.get(`${d.method} ${d.path}`)!.deprecated = true;
 
   for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {
     app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
