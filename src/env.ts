@@ -30,6 +30,12 @@ export interface Env {
    * 5; "0" turns it off): how long a key change made elsewhere can take to reach this isolate.
    */
   AUTH_CACHE_SECONDS?: string;
+  /**
+   * The URL_SIGNING_SECRET being replaced, during a rotation: links it signed and everything it
+   * sealed (webhook secrets, plan and job cookies, idempotent responses) are still read, and the
+   * cron re-seals stored secrets with the new one. Remove it once the cron logs none left.
+   */
+  URL_SIGNING_SECRET_PREVIOUS?: string;
   /** Signs expiring URLs and encrypts stored idempotent responses. */
   URL_SIGNING_SECRET?: string;
 }

@@ -1,3 +1,4 @@
+import { secretRing } from "../lib/crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { claimIdempotencyKey } from "../core/idempotency/idempotency";
@@ -23,8 +24,8 @@ export type RequestClaim =
 export async function claimRequest(c: Context<AppEnv>, fingerprint: string): Promise<RequestClaim | null> {
   const idempotencyKey = c.req.header("idempotency-key");
   if (idempotencyKey === undefined) return null;
-  const secret = c.env.URL_SIGNING_SECRET;
-  if (!secret) throw new Error("URL_SIGNING_SECRET is not configured; Idempotency-Key cannot be honoured.");
+  const secret = secretRing(c.env);
+  if (secret.length === 0) throw new Error("URL_SIGNING_SECRET is not configured; Idempotency-Key cannot be honoured.");
 
   const claim = await claimIdempotencyKey(createDb(c.env.DB), {
     scope: c.get("callerScope"),

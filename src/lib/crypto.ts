@@ -65,9 +65,38 @@ export async function encryptText(secret: string, purpose: string, plaintext: st
   return toBase64(out);
 }
 
-export async function decryptText(secret: string, purpose: string, sealed: string): Promise<string> {
-  const key = await hkdfKey(secret, purpose);
+/**
+ * The deployment's secret, then (during a rotation) the one before it: new material is sealed and
+ * signed with the first, and what was sealed or signed with either is still read.
+ */
+export type SecretRing = string | readonly string[];
+
+/** URL_SIGNING_SECRET and, while a rotation overlaps, URL_SIGNING_SECRET_PREVIOUS. */
+export function secretRing(env: { URL_SIGNING_SECRET?: string; URL_SIGNING_SECRET_PREVIOUS?: string }): string[] {
+  return [env.URL_SIGNING_SECRET, env.URL_SIGNING_SECRET_PREVIOUS].filter((s): s is string => typeof s === "string" && s !== "");
+}
+
+const ringOf = (secrets: SecretRing): readonly string[] => (typeof secrets === "string" ? [secrets] : secrets);
+
+/** Opens what encryptText sealed with any secret of the ring; the error of the last one when none fits. */
+export async function decryptText(secrets: SecretRing, purpose: string, sealed: string): Promise<string> {
+  return (await decryptTextWith(secrets, purpose, sealed)).plaintext;
+}
+
+/** decryptText, also telling which secret of the ring opened it (0: the current one). */
+export async function decryptTextWith(secrets: SecretRing, purpose: string, sealed: string): Promise<{ plaintext: string; index: number }> {
+  const ring = ringOf(secrets);
+  if (ring.length === 0) throw new Error("no secret to decrypt with");
   const bytes = fromBase64(sealed);
-  const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.slice(0, 12) }, key, bytes.slice(12));
-  return new TextDecoder().decode(plain);
+  let failure: unknown;
+  for (const [index, secret] of ring.entries()) {
+    try {
+      const key = await hkdfKey(secret, purpose);
+      const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.slice(0, 12) }, key, bytes.slice(12));
+      return { plaintext: new TextDecoder().decode(plain), index };
+    } catch (err) {
+      failure = err;
+    }
+  }
+  throw failure;
 }

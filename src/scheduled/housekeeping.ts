@@ -1,3 +1,4 @@
+import { type ResealOutcome, resealStoredSecrets } from "../core/secrets/reseal";
 import { log } from "../lib/log";
 import { purgeExpiredIdempotencyRecords } from "../core/idempotency/idempotency";
 import { sweepIngests } from "../core/ingest/ingests";
@@ -36,6 +37,7 @@ export async function runHousekeeping(
   flakiness: { refreshed: number; more: boolean; recovered: number };
   artifacts: { uploadsExpired: number; stagedPurged: number };
   jobsFailed: number;
+  secrets: ResealOutcome;
 }> {
   const db = createDb(env.DB);
   const idempotencyRecordsPurged = await purgeExpiredIdempotencyRecords(db, now);
@@ -56,5 +58,9 @@ export async function runHousekeeping(
   const refreshed = await refreshStale(db, at, { max: STALE_PER_CRON });
   const recovered = await recoverIdleQuarantines(db, at);
   if (refreshed.refreshed > 0 || recovered > 0) await flushOutbox(env);
-  return { idempotencyRecordsPurged, deletedRunsPurged, ingests, eventsSent, deliveriesPurged, retention, flakiness: { ...refreshed, recovered }, artifacts, jobsFailed };
+  // During a URL_SIGNING_SECRET rotation: stored secrets sealed with the previous one are sealed
+  // again with the new one; the log says when none is left (then the previous can go).
+  const secrets = await resealStoredSecrets(db, env);
+  if (env.URL_SIGNING_SECRET_PREVIOUS) log.info("secret rotation: re-sealed stored secrets", { ...secrets, done: secrets.resealed === 0 });
+  return { idempotencyRecordsPurged, deletedRunsPurged, ingests, eventsSent, deliveriesPurged, retention, flakiness: { ...refreshed, recovered }, artifacts, jobsFailed, secrets };
 }

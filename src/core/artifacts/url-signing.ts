@@ -82,7 +82,8 @@ export interface VerifyArtifactSignatureInput {
   artifactId: string;
   searchParams: URLSearchParams;
   now: Date;
-  secret: string;
+  /** The current secret and, during a rotation, the previous one: a link signed with either holds. */
+  secret: string | readonly string[];
 }
 
 export type SignatureVerdict = "ok" | "expired" | "invalid";
@@ -104,8 +105,12 @@ export async function verifyArtifactSignature(input: VerifyArtifactSignatureInpu
 
   const expires = Number(expiresText);
   const message = signedMessage(input.artifactId, expires, disposition as Disposition | undefined);
-  const expected = await signature(input.secret, message);
-  if (!(await timingSafeEqualStrings(sig, expected))) return "invalid";
+  let signed = false;
+  for (const secret of typeof input.secret === "string" ? [input.secret] : input.secret) {
+    // Every secret is tried, so the time taken does not tell which one signed.
+    if (await timingSafeEqualStrings(sig, await signature(secret, message))) signed = true;
+  }
+  if (!signed) return "invalid";
   return input.now.getTime() >= expires * 1000 ? "expired" : "ok";
 }
 

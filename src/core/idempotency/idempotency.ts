@@ -24,7 +24,8 @@ export interface IdempotencyRequest {
   method: string;
   path: string;
   body: string;
-  secret: string;
+  /** Seals the stored response with the first, opens it with any (a secret rotation overlaps). */
+  secret: string | readonly string[];
   now: Date;
 }
 
@@ -105,7 +106,7 @@ export async function claimIdempotencyKey(db: Db, req: IdempotencyRequest): Prom
         await db.delete(idempotencyRecords).where(and(where, eq(idempotencyRecords.requestHash, requestHash)));
         return;
       }
-      const sealed = await encryptText(req.secret, purpose(req.idempotencyKey), JSON.stringify(response));
+      const sealed = await encryptText(typeof req.secret === "string" ? req.secret : req.secret[0]!, purpose(req.idempotencyKey), JSON.stringify(response));
       await db
         .update(idempotencyRecords)
         .set({ status: response.status, response: sealed })

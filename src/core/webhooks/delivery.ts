@@ -3,6 +3,7 @@ import { batchAll } from "../../db/batch";
 import { createDb, type Db } from "../../db/client";
 import { events, webhookDeliveries, webhooks, type WebhookDeliveryRow, type WebhookRow } from "../../db/schema";
 import type { Env } from "../../env";
+import { secretRing } from "../../lib/crypto";
 import { SQL_ID_TAIL, sqlIdHead } from "../../lib/ids";
 import { openSecret, perpetualSignature, standardWebhookHeaders } from "./signing";
 import { checkWebhookUrl } from "./url-guard";
@@ -148,9 +149,11 @@ async function send(env: Env, webhook: WebhookRow, delivery: WebhookDeliveryRow,
   const started = Date.now();
   const checked = checkWebhookUrl(webhook.url, { allowLocalHttp: allowsLocalHttp(env) });
   if (!checked.ok) return { ok: false, status: null, durationMs: 0, excerpt: null, error: `Not sent: ${checked.reason}`, retryAfterSeconds: null };
-  const secrets = [await openSecret(deploymentSecret(env), webhook.secretSealed)];
+  deploymentSecret(env);
+  const ring = secretRing(env);
+  const secrets = [await openSecret(ring, webhook.secretSealed)];
   if (webhook.previousSecretSealed && webhook.previousSecretExpiresAt && webhook.previousSecretExpiresAt > now.toISOString()) {
-    secrets.push(await openSecret(deploymentSecret(env), webhook.previousSecretSealed));
+    secrets.push(await openSecret(ring, webhook.previousSecretSealed));
   }
   const timestamp = Math.floor(now.getTime() / 1000);
   const headers = new Headers(webhook.headers);

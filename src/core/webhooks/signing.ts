@@ -1,4 +1,4 @@
-import { decryptText, encryptText, timingSafeEqualStrings, toHex } from "../../lib/crypto";
+import { type SecretRing, decryptText, encryptText, timingSafeEqualStrings, toHex } from "../../lib/crypto";
 
 /**
  * Webhook signatures. Every delivery carries two: `X-Perpetual-Signature` (reference 001, a hex
@@ -126,9 +126,11 @@ export function sealSecret(deploymentSecret: string, secret: string): Promise<st
   return encryptText(deploymentSecret, SEALING_PURPOSE, secret);
 }
 
-export function openSecret(deploymentSecret: string, sealed: string): Promise<string> {
-  return decryptText(deploymentSecret, SEALING_PURPOSE, sealed);
+export function openSecret(deploymentSecrets: SecretRing, sealed: string): Promise<string> {
+  return decryptText(deploymentSecrets, SEALING_PURPOSE, sealed);
 }
+
+export const WEBHOOK_SEALING_PURPOSE = SEALING_PURPOSE;
 
 async function standardSignature(key: Uint8Array, msgId: string, timestamp: string, rawBody: string): Promise<string> {
   return toBase64(new Uint8Array(await hmacSha256(key, `${msgId}.${timestamp}.${rawBody}`)));
