@@ -10,8 +10,11 @@
 //
 // stdout carries only the JSON (pipe it to jq); messages go to stderr.
 // Plain Node ESM without dependencies (Node 20+: uses the global fetch).
+//
+// createOrganization() is the request itself, exported for scripts/setup-cloudflare.mjs, which
+// creates a deployment's first organization the same way.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -89,50 +92,94 @@ function adminToken() {
   fail("no admin token: set ADMIN_TOKEN, or put ADMIN_TOKEN=... in .dev.vars");
 }
 
-async function main() {
-  const opts = parseArgs(process.argv.slice(2));
-  const base = (process.env.GREENLIGHT_URL || DEFAULT_URL).replace(/\/+$/, "");
+/**
+ * Why createOrganization() failed: `unreachable` (no answer, or none in time), `http` (an answer
+ * other than 2xx; `status` and `body` say which) or `not-json` (a 2xx whose body is not JSON).
+ */
+export class BootstrapError extends Error {
+  constructor(message, { kind, status, body, cause } = {}) {
+    super(message, { cause });
+    this.name = "BootstrapError";
+    this.kind = kind;
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/**
+ * POST /api/v1/admin/organizations on the server at `baseUrl` with the admin `token`; resolves
+ * with the server's JSON answer ({organization, project, api_key, owner}). `idempotencyKey`, when
+ * given, makes a retried call replay the first one's answer instead of creating a second tenant.
+ * Throws BootstrapError.
+ */
+export async function createOrganization({
+  baseUrl,
+  token,
+  name,
+  project,
+  idempotencyKey,
+  timeoutMs = REQUEST_TIMEOUT_MS,
+  fetch: fetchImpl = globalThis.fetch,
+}) {
+  const base = String(baseUrl).replace(/\/+$/, "");
   let url;
   try {
     url = new URL(`${base}/api/v1/admin/organizations`);
   } catch {
-    fail(`GREENLIGHT_URL is not a valid URL: ${JSON.stringify(base)}`);
+    throw new BootstrapError(`not a valid URL: ${JSON.stringify(base)}`, { kind: "usage" });
   }
-  const { token, source } = adminToken();
-  console.error(`bootstrap: POST ${url} (admin token from ${source})`);
+  const headers = {
+    authorization: `Bearer ${token}`,
+    "content-type": "application/json",
+    accept: "application/json",
+  };
+  if (idempotencyKey) headers["idempotency-key"] = idempotencyKey;
 
   let res;
   try {
-    res = await fetch(url, {
+    res = await fetchImpl(url, {
       method: "POST",
-      headers: {
-        authorization: `Bearer ${token}`,
-        "content-type": "application/json",
-        accept: "application/json",
-      },
-      body: JSON.stringify({ name: opts.name, project_name: opts.project }),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      headers,
+      body: JSON.stringify({ name, project_name: project }),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
     if (err?.name === "TimeoutError") {
-      fail(`no answer from ${base} within ${REQUEST_TIMEOUT_MS / 1000} s: is \`npm run dev\` running?`);
+      throw new BootstrapError(`no answer from ${base} within ${timeoutMs / 1000} s`, { kind: "unreachable", cause: err });
     }
     const cause = err?.cause?.code || err?.cause?.message || err?.message || String(err);
-    fail(`cannot reach ${base} (${cause}): is \`npm run dev\` running?`);
+    throw new BootstrapError(`cannot reach ${base} (${cause})`, { kind: "unreachable", cause: err });
   }
 
   const text = await res.text();
   if (!res.ok) {
-    console.error(text);
-    fail(`server answered ${res.status} ${res.statusText}`.trimEnd());
+    throw new BootstrapError(`server answered ${res.status} ${res.statusText}`.trimEnd(), { kind: "http", status: res.status, body: text });
   }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BootstrapError(`server answered ${res.status} but the body is not JSON`, { kind: "not-json", status: res.status, body: text });
+  }
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const base = (process.env.GREENLIGHT_URL || DEFAULT_URL).replace(/\/+$/, "");
+  try {
+    new URL(`${base}/api/v1/admin/organizations`);
+  } catch {
+    fail(`GREENLIGHT_URL is not a valid URL: ${JSON.stringify(base)}`);
+  }
+  const { token, source } = adminToken();
+  console.error(`bootstrap: POST ${base}/api/v1/admin/organizations (admin token from ${source})`);
 
   let body;
   try {
-    body = JSON.parse(text);
-  } catch {
-    console.error(text);
-    fail(`server answered ${res.status} but the body is not JSON`);
+    body = await createOrganization({ baseUrl: base, token, name: opts.name, project: opts.project });
+  } catch (err) {
+    if (!(err instanceof BootstrapError)) throw err;
+    if (err.body !== undefined) console.error(err.body);
+    fail(err.kind === "unreachable" ? `${err.message}: is \`npm run dev\` running?` : err.message);
   }
   console.log(JSON.stringify(body, null, 2));
   if (body?.api_key?.key) {
@@ -140,4 +187,7 @@ async function main() {
   }
 }
 
-main().catch((err) => fail(err?.stack ?? String(err)));
+// Run only as a script (`npm run bootstrap`), not when imported.
+if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) {
+  main().catch((err) => fail(err?.stack ?? String(err)));
+}
