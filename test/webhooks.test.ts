@@ -347,6 +347,28 @@ describe("webhook delivery", () => {
     expect(pending!.n).toBe(0);
   });
 
+  it("queues only the events some active subscription wants; the others are dispatched without a message", async () => {
+    const t = await createTenant();
+    const bystander = await createTenant();
+    await subscribe(t, receiver("ok").url, ["testrun.completed.v1"]);
+    const at = new Date().toISOString();
+    const insert = (id: string, org: string, project: string, type: string) =>
+      env.DB.prepare("INSERT INTO events (id, organization_id, project_id, type, subject_id, payload, created_at) VALUES (?, ?, ?, ?, 'run_z', '{}', ?)")
+        .bind(id, org, project, type, at)
+        .run();
+    await insert("evt_0000000000000000WANTED01", t.organization.id, t.project.id, "testrun.completed.v1");
+    await insert("evt_00000000000000NOTWANTED1", t.organization.id, t.project.id, "testrun.created.v1");
+    await insert("evt_00000000000000NOTWANTED2", bystander.organization.id, bystander.project.id, "testrun.completed.v1");
+    const sent: string[] = [];
+    const recording = { ...env, WEBHOOKS: { sendBatch: async (messages: { body: { event_id: string } }[]) => void sent.push(...messages.map((m) => m.body.event_id)) } };
+    const { flushOutbox } = await import("../src/core/webhooks/delivery");
+    await flushOutbox(recording as never);
+    const mine = ["evt_0000000000000000WANTED01", "evt_00000000000000NOTWANTED1", "evt_00000000000000NOTWANTED2"];
+    expect(sent.filter((id) => mine.includes(id))).toEqual(["evt_0000000000000000WANTED01"]);
+    const pending = await env.DB.prepare(`SELECT count(*) AS n FROM events WHERE id IN (?, ?, ?) AND dispatched_at IS NULL`).bind(...mine).first<{ n: number }>();
+    expect(pending!.n).toBe(0);
+  });
+
   it("pings, redelivers with the same webhook-id, and signs with both secrets while one is rotated out", async () => {
     const t = await createTenant();
     const r = receiver("ok");

@@ -42,18 +42,26 @@ export async function flushOutbox(env: Env, options: { batches?: number; now?: (
   for (let i = 0; i < (options.batches ?? 10); i++) {
     const now = clock();
     const stale = new Date(now.getTime() - CLAIM_TIMEOUT_MS).toISOString();
-    const claimed = (
-      await db.all<{ id: string }>(
-        sql`UPDATE events SET claimed_at = ${now.toISOString()}
-          WHERE number IN (
-            SELECT number FROM events
-            WHERE dispatched_at IS NULL AND (claimed_at IS NULL OR claimed_at < ${stale})
-            ORDER BY number LIMIT 100)
-          RETURNING id`,
-      )
-    ).map((row) => row.id);
+    // Only events some active subscription wants go to the queue (fanOutEvent's match, read at
+    // the claim): in an organization without webhooks, or for a type nobody subscribed to, an
+    // event costs no queue message, consumer invocation or fan-out query. A subscription made
+    // later gets later events, as it would have anyway.
+    const rows = await db.all<{ id: string; wanted: number }>(
+      sql`UPDATE events SET claimed_at = ${now.toISOString()}
+        WHERE number IN (
+          SELECT number FROM events
+          WHERE dispatched_at IS NULL AND (claimed_at IS NULL OR claimed_at < ${stale})
+          ORDER BY number LIMIT 100)
+        RETURNING id, (events.type <> 'webhook.ping' AND EXISTS (
+          SELECT 1 FROM webhooks w
+          WHERE w.organization_id = events.organization_id AND w.is_active = 1
+            AND (w.project_id IS NULL OR w.project_id = events.project_id)
+            AND EXISTS (SELECT 1 FROM json_each(w.events) t WHERE t.value = events.type))) AS wanted`,
+    );
+    const claimed = rows.map((row) => row.id);
     if (claimed.length === 0) break;
-    await env.WEBHOOKS.sendBatch(claimed.map((id) => ({ body: { type: WEBHOOK_EVENT_MESSAGE, event_id: id } })));
+    const wanted = rows.filter((row) => row.wanted === 1).map((row) => row.id);
+    if (wanted.length > 0) await env.WEBHOOKS.sendBatch(wanted.map((id) => ({ body: { type: WEBHOOK_EVENT_MESSAGE, event_id: id } })));
     // One JSON parameter for the ids: D1 binds at most 100 parameters per statement.
     await db.run(sql`UPDATE events SET dispatched_at = ${clock().toISOString()} WHERE id IN (SELECT value FROM json_each(${JSON.stringify(claimed)}))`);
     sent += claimed.length;
