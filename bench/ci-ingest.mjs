@@ -3,8 +3,9 @@
 // when CI jobs report the way a Playwright reporter does: one run per spec file, its results, and
 // the run's final status?
 //
-// Starts the real local server (scripts/local-server.mjs: wrangler dev, local D1, a fresh
-// temporary database, loopback only, RATE_LIMITS=off), creates an organization with a project and
+// Starts a real local server (bench/lib.mjs: `--server workerd`, the built bundle under Miniflare,
+// or `--server dev`, wrangler dev; local D1, a fresh temporary database, loopback only,
+// RATE_LIMITS=off), creates an organization with a project and
 // an API key through the admin API, and then drives, from `--concurrency` clients at once, specs
 // of three shapes. A spec is
 //
@@ -29,7 +30,7 @@
 //
 // Warm-up (excluded): `--warmup` specs of 10 results, then a tenth of that (at least one) of 100
 // and a hundredth (at least one) of 1,000. Then `--rounds` rounds; each round runs every shape
-// once and also `--healthz` requests of GET /healthz (no auth, no D1: the ceiling of the local
+// once and also `--livez` requests of GET /livez (no auth, no D1: the ceiling of the local
 // server on this machine), in an order rotated each round (A B C D, B C D A, ...) so machine
 // noise and drift hit all alike. Before each item the benchmark waits until the server is idle
 // again: until 10 probes in a row (GET /api/v1/projects/{id}, 100 ms apart) answer within twice
@@ -57,40 +58,43 @@
 //   --concurrency N    BENCH_CONCURRENCY    clients, each with one spec in flight [16]
 //   --warmup N         BENCH_WARMUP         unmeasured 10-result specs first [50]
 //   --rounds N         BENCH_ROUNDS         rounds; each figure is their median [3]
-//   --healthz N        BENCH_HEALTHZ        GET /healthz per round, 0 to skip [2000]
+//   --livez N          BENCH_LIVEZ          GET /livez per round, 0 to skip [2000]
 //   --max-seconds N    BENCH_MAX_SECONDS    cap on the whole measured phase [1500]
 //   --d1-metrics N     BENCH_D1_METRICS     1: D1_METRICS=on and the per-request D1 cost sample [0]
+//   --server, --pin    see bench/lib.mjs    which server [workerd], and CPU pinning
 //
 // Plain Node ESM without dependencies (Node 20 and later); the shared parts are in bench/lib.mjs.
 // Not part of `npm test`.
 
-import http from "node:http";
 import { loadavg } from "node:os";
 import {
+  BIG_TIMEOUT_MS,
   BenchError,
   REQUEST_TIMEOUT_MS,
   UsageError,
+  ciRequests,
+  ciSeedSuite,
+  ciSpec,
   createOrganization,
+  d1Cost,
   drive,
+  emit,
+  median,
   percentile,
   printTable,
   readIntOptions,
   request,
   round,
   runBenchmark,
+  spread,
 } from "./lib.mjs";
 
 const BENCH = "ci-ingest";
 /** The middle of the in-memory peer's 4,000–4,700 tests/s on this workload and machine (issue 12). */
 const PEER_TESTS_PER_S = 4350;
 const PEER_RANGE = "4,000–4,700";
-const TESTS_PER_FILE = 10;
-const SEED_CHUNK = 1000;
-const SEED_CONCURRENCY = 2;
 /** Specs per shape in the D1 cost sample (one at a time). */
 const COST_SAMPLES = 5;
-/** Sixteen 1,000-result submissions queue behind each other on a 2-core machine; this only catches a hang. */
-const BIG_TIMEOUT_MS = 180_000;
 const KINDS = /** @type {const} */ (["create", "results", "complete"]);
 /** Settling: probes spaced this far apart, this many quiet ones in a row, for at most this long. */
 const SETTLE_INTERVAL_MS = 100;
@@ -127,7 +131,7 @@ const readOptions = () => {
     concurrency: { flag: "concurrency", env: "BENCH_CONCURRENCY", fallback: 16, min: 1 },
     warmup: { flag: "warmup", env: "BENCH_WARMUP", fallback: 50, min: 0 },
     rounds: { flag: "rounds", env: "BENCH_ROUNDS", fallback: 3, min: 1 },
-    healthz: { flag: "healthz", env: "BENCH_HEALTHZ", fallback: 2000, min: 0 },
+    livez: { flag: "livez", env: "BENCH_LIVEZ", fallback: 2000, min: 0 },
     maxSeconds: { flag: "max-seconds", env: "BENCH_MAX_SECONDS", fallback: 1500, min: 1 },
     d1Metrics: { flag: "d1-metrics", env: "BENCH_D1_METRICS", fallback: 0, min: 0 },
   });
@@ -144,86 +148,10 @@ const readOptions = () => {
 /** @typedef {ReturnType<typeof readOptions>} Options */
 
 /**
- * A 32-bit hash of a few integers (xorshift-multiply), for statuses that look random but are the
- * same on every run of the benchmark.
- * @param {number[]} parts
- */
-function hash(...parts) {
-  let h = 0x9e3779b9;
-  for (const p of parts) {
-    h = Math.imul(h ^ p, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
-}
-
-/**
- * Test `t` of the suite as a Playwright reporter sends it, in execution `salt`.
- * @param {number} t
- * @param {number} salt
- */
-function resultOf(t, salt) {
-  const file = Math.floor(t / TESTS_PER_FILE);
-  const area = Math.floor(file / 20);
-  const group = (t % TESTS_PER_FILE) < 5 ? "happy path" : "edge cases";
-  const title = `case ${t % TESTS_PER_FILE} of spec ${file}`;
-  const draw = hash(t, salt) % 1000;
-  const status = draw < 20 ? "failed" : draw < 40 ? "flaky" : draw < 70 ? "skipped" : "passed";
-  return {
-    title,
-    full_title: `Area ${area} > spec ${file} > ${group} > ${title}`,
-    file_path: `tests/area-${area}/spec-${file}.spec.ts`,
-    status,
-    duration: status === "skipped" ? 0 : 50 + (hash(t, salt, 1) % 2951),
-    ...(status === "flaky" ? { retries: 1 } : {}),
-    ...(status === "failed" ? { error: { message: `expect(received).toBe(expected) in ${title}` } } : {}),
-  };
-}
-
-/**
- * The three bodies of spec `i` of `shape` in execution `salt`.
- * @param {Shape} shape @param {number} i @param {number} salt @param {string} projectId @param {string} build
- */
-function specBodies(shape, i, salt, projectId, build) {
-  const results = Array.from({ length: shape.size }, (_, k) => resultOf(i * shape.size + k, salt));
-  const status = results.some((r) => r.status === "failed") ? "failed" : "passed";
-  return {
-    create: JSON.stringify({ project_id: projectId, ci_build_id: build, run_title: `spec ${i} (${shape.size} tests)` }),
-    results: JSON.stringify({ results }),
-    complete: JSON.stringify({ status }),
-    status,
-  };
-}
-
-/** @param {number[]} values */
-function median(values) {
-  const s = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? /** @type {number} */ (s[mid]) : (/** @type {number} */ (s[mid - 1]) + /** @type {number} */ (s[mid])) / 2;
-}
-
-/** @param {number[]} values @returns {{ value: number, min: number, max: number }} */
-const spread = (values) => ({ value: median(values), min: Math.min(...values), max: Math.max(...values) });
-
-
-/**
- * @param {http.IncomingHttpHeaders} headers @param {string} what
- * @returns {{ calls: number, rowsRead: number, rowsWritten: number, unmetered: number }}
- */
-function d1Cost(headers, what) {
-  const value = [headers["server-timing"] ?? []].flat().join(", ");
-  const m = /d1;desc="calls=(\d+) rows_read=(\d+) rows_written=(\d+) unmetered=(\d+)"/.exec(value);
-  if (!m) throw new BenchError(`${what}: no D1 Server-Timing header (got ${JSON.stringify(value)}); this tree's server does not know D1_METRICS=on`);
-  return { calls: Number(m[1]), rowsRead: Number(m[2]), rowsWritten: Number(m[3]), unmetered: Number(m[4]) };
-}
-
-/**
  * @param {import("./lib.mjs").BenchContext} ctx
  * @param {Options} options
  */
-async function body({ server, base, agent }, options) {
+async function body({ server, base, agent, serverNote }, options) {
   const { projectId, apiKey } = await createOrganization(agent, base, { name: "CI bench organization", projectName: "CI bench project" });
   const headers = { accept: "application/json", "content-type": "application/json", authorization: `Bearer ${apiKey}` };
   const loadAtStart = load();
@@ -263,53 +191,29 @@ async function body({ server, base, agent }, options) {
   const suiteSize = Math.max(...shapes.map((s) => Math.max(s.specs, s.warmup) * s.size));
 
   /**
-   * One spec: create, results, complete; checks every answer. Answers the three latencies.
-   * @param {Shape} shape @param {{ create: string, results: string, complete: string, status: string }} b
+   * One spec: create, results, complete; every answer checked (bench/lib.mjs ciRequests).
+   * Answers the three latencies.
+   * @param {import("./lib.mjs").CiSpec} b
    * @returns {Promise<{ create: number, results: number, complete: number }>}
    */
-  const runSpec = async (shape, b) => {
-    const timeout = shape.size >= 1000 ? BIG_TIMEOUT_MS : Math.max(REQUEST_TIMEOUT_MS, 60_000);
-    const created = await request(agent, base, "POST", "/api/v1/testruns", headers, b.create, 201, timeout);
-    const id = JSON.parse(created.text)?.id;
-    if (typeof id !== "string") throw new BenchError(`POST /api/v1/testruns: no run id in ${created.text.slice(0, 500)}`);
-    const runPath = `/api/v1/testruns/${encodeURIComponent(id)}`;
-    const submitted = await request(agent, base, "POST", `${runPath}/results`, headers, b.results, 201, timeout);
-    const accepted = JSON.parse(submitted.text)?.accepted;
-    if (accepted !== shape.size) throw new BenchError(`POST ${runPath}/results: expected accepted ${shape.size}, got ${submitted.text.slice(0, 500)}`);
-    const completed = await request(agent, base, "PATCH", runPath, headers, b.complete, 200, timeout);
-    const run = JSON.parse(completed.text);
-    if (run?.total_tests !== shape.size || run?.status !== b.status) {
-      throw new BenchError(`PATCH ${runPath}: expected total_tests ${shape.size} and status ${b.status}, got ${completed.text.slice(0, 500)}`);
-    }
+  const runSpec = async (b) => {
+    const timeout = b.size >= 1000 ? BIG_TIMEOUT_MS : Math.max(REQUEST_TIMEOUT_MS, 60_000);
+    const created = await ciRequests.create(agent, base, headers, b, timeout);
+    const submitted = await ciRequests.results(agent, base, headers, b, created.id, timeout);
+    const completed = await ciRequests.complete(agent, base, headers, b, created.id, timeout);
     return { create: created.ms, results: submitted.ms, complete: completed.ms };
   };
 
   // Seed: the whole suite once, so that measured specs find their test cases (CI's steady state).
-  {
-    const started = performance.now();
-    const created = await request(agent, base, "POST", "/api/v1/testruns", headers, JSON.stringify({ project_id: projectId, ci_build_id: "seed", run_title: "seed" }), 201);
-    const id = JSON.parse(created.text)?.id;
-    if (typeof id !== "string") throw new BenchError(`POST /api/v1/testruns: no run id in ${created.text.slice(0, 500)}`);
-    const chunks = Math.ceil(suiteSize / SEED_CHUNK);
-    console.error(`[bench] seeding the suite: ${suiteSize} tests in ${chunks} submissions of up to ${SEED_CHUNK}`);
-    await drive(chunks, SEED_CONCURRENCY, Infinity, async (c) => {
-      const from = c * SEED_CHUNK;
-      const to = Math.min(suiteSize, from + SEED_CHUNK);
-      const results = Array.from({ length: to - from }, (_, k) => ({ ...resultOf(from + k, 0), status: "passed", retries: 0, error: undefined }));
-      const { ms } = await request(agent, base, "POST", `/api/v1/testruns/${encodeURIComponent(id)}/results`, headers, JSON.stringify({ results }), 201, BIG_TIMEOUT_MS);
-      return ms;
-    });
-    await request(agent, base, "PATCH", `/api/v1/testruns/${encodeURIComponent(id)}`, headers, JSON.stringify({ status: "passed" }), 200, BIG_TIMEOUT_MS);
-    console.error(`[bench] seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  }
+  await ciSeedSuite(agent, base, headers, projectId, suiteSize);
 
   // Warm-up: JIT, connections, the key's last_used_at, each shape's code path.
   for (const [index, shape] of shapes.entries()) {
     if (shape.warmup === 0) continue;
     const started = performance.now();
-    const bodies = Array.from({ length: shape.warmup }, (_, i) => specBodies(shape, i, 1 + index, projectId, `warmup-${shape.name}`));
+    const bodies = Array.from({ length: shape.warmup }, (_, i) => ciSpec(shape.size, i, 1 + index, projectId, `warmup-${shape.name}`));
     await drive(shape.warmup, options.concurrency, Infinity, async (i) => {
-      await runSpec(shape, /** @type {typeof bodies[number]} */ (bodies[i]));
+      await runSpec(/** @type {typeof bodies[number]} */ (bodies[i]));
       return 0;
     });
     console.error(`[bench] warm-up: ${shape.warmup} specs of ${shape.size} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
@@ -318,22 +222,22 @@ async function body({ server, base, agent }, options) {
   /** @type {Map<string, RoundStats[]>} */
   const rounds = new Map(shapes.map((s) => [s.name, []]));
   /** @type {number[]} */
-  const healthzRps = [];
+  const livezRps = [];
   /** @type {number[]} */
-  const healthzP50 = [];
+  const livezP50 = [];
   const deadline = performance.now() + options.maxSeconds * 1000;
   let capped = false;
 
   /** @param {Shape} shape @param {number} r */
   const measureShape = async (shape, r) => {
     const salt = 100 + r * 10 + shapes.indexOf(shape);
-    const bodies = Array.from({ length: shape.specs }, (_, i) => specBodies(shape, i, salt, projectId, `round-${r + 1}-${shape.name}`));
+    const bodies = Array.from({ length: shape.specs }, (_, i) => ciSpec(shape.size, i, salt, projectId, `round-${r + 1}-${shape.name}`));
     /** @type {Record<string, number[]>} */
     const latency = { create: [], results: [], complete: [], overall: [] };
     let failedSpecs = 0;
     const measured = await drive(shape.specs, options.concurrency, deadline, async (i) => {
       const b = /** @type {typeof bodies[number]} */ (bodies[i]);
-      const ms = await runSpec(shape, b);
+      const ms = await runSpec(b);
       for (const kind of KINDS) {
         latency[kind]?.push(ms[kind]);
         latency.overall?.push(ms[kind]);
@@ -367,22 +271,22 @@ async function body({ server, base, agent }, options) {
   };
 
   /** @param {number} r */
-  const measureHealthz = async (r) => {
-    const measured = await drive(options.healthz, options.concurrency, deadline, async () => (await request(agent, base, "GET", "/healthz", { accept: "application/json" })).ms);
+  const measureLivez = async (r) => {
+    const measured = await drive(options.livez, options.concurrency, deadline, async () => (await request(agent, base, "GET", "/livez", { accept: "application/json" })).ms);
     const rps = (measured.latencies.length * 1000) / measured.elapsedMs;
-    healthzRps.push(rps);
-    healthzP50.push(percentile([...measured.latencies].sort((x, y) => x - y), 50));
-    console.error(`[bench] round ${r + 1}: ${measured.latencies.length} GET /healthz: ${rps.toFixed(0)} requests/s`);
+    livezRps.push(rps);
+    livezP50.push(percentile([...measured.latencies].sort((x, y) => x - y), 50));
+    console.error(`[bench] round ${r + 1}: ${measured.latencies.length} GET /livez: ${rps.toFixed(0)} requests/s`);
   };
 
   /** @type {{ name: string, run: (r: number) => Promise<void> }[]} */
   const items = [
     ...shapes.map((shape) => ({ name: shape.name, run: (/** @type {number} */ r) => measureShape(shape, r) })),
-    ...(options.healthz > 0 ? [{ name: "healthz", run: measureHealthz }] : []),
+    ...(options.livez > 0 ? [{ name: "livez", run: measureLivez }] : []),
   ];
   console.error(
     `[bench] ${options.rounds} rounds of ${shapes.map((s) => `${s.specs} specs of ${s.size}`).join(", ")}` +
-      `${options.healthz > 0 ? `, ${options.healthz} GET /healthz` : ""}; ${options.concurrency} clients; cap ${options.maxSeconds} s`,
+      `${options.livez > 0 ? `, ${options.livez} GET /livez` : ""}; ${options.concurrency} clients; cap ${options.maxSeconds} s`,
   );
   for (let r = 0; r < options.rounds && !capped; r++) {
     const order = [...items.slice(r % items.length), ...items.slice(0, r % items.length)];
@@ -403,7 +307,7 @@ async function body({ server, base, agent }, options) {
       const samples = Object.fromEntries(KINDS.map((kind) => [kind, { shape, kind, calls: [], rowsRead: [], rowsWritten: [], unmetered: [], ms: [] }]));
       await settle();
       for (let i = 0; i < COST_SAMPLES; i++) {
-        const b = specBodies(shape, i, 900 + index, projectId, `cost-${shape.name}`);
+        const b = ciSpec(shape.size, i, 900 + index, projectId, `cost-${shape.name}`);
         const created = await request(agent, base, "POST", "/api/v1/testruns", headers, b.create, 201, BIG_TIMEOUT_MS);
         const runPath = `/api/v1/testruns/${encodeURIComponent(JSON.parse(created.text).id)}`;
         const submitted = await request(agent, base, "POST", `${runPath}/results`, headers, b.results, 201, BIG_TIMEOUT_MS);
@@ -426,10 +330,12 @@ async function body({ server, base, agent }, options) {
   }
 
   // The report.
-  const fig = (/** @type {string} */ name, /** @type {number[]} */ values, /** @type {number} */ digits, extra = {}) => {
-    const s = spread(values);
-    return { bench: BENCH, figure: name, value: round(s.value, digits), min: round(s.min, digits), max: round(s.max, digits), ...extra };
-  };
+  const fig = (/** @type {string} */ name, /** @type {number[]} */ values, /** @type {number} */ digits, extra = {}) => ({
+    bench: BENCH,
+    figure: name,
+    ...spread(values, digits),
+    ...extra,
+  });
   /** @type {Record<string, unknown>[]} */
   const lines = [];
   const fmt = (/** @type {number[]} */ values, /** @type {number} */ digits) => {
@@ -439,9 +345,10 @@ async function body({ server, base, agent }, options) {
 
   console.log("");
   console.log(
-    `ci-ingest: ${options.concurrency} clients, ${options.rounds} round(s), ${server.baseUrl} (wrangler dev, local D1, RATE_LIMITS=off)` +
+    `ci-ingest: ${options.concurrency} clients, ${options.rounds} round(s), ${server.baseUrl} (local D1, RATE_LIMITS=off)` +
       `${capped ? " (time cap hit)" : ""}; figures are median [min–max] over rounds`,
   );
+  console.log(serverNote);
   console.log(
     `load average (1, 5, 15 min) at start ${loadAtStart}, at end ${load()} (2 cores: anything else running shares them); ` +
       `settling between items took ${(settleTimes.reduce((a, b) => a + b, 0) / 1000).toFixed(0)} s in all (idle probe p50 ${idleMs.toFixed(1)} ms)`,
@@ -475,10 +382,10 @@ async function body({ server, base, agent }, options) {
       lines.push(fig(`${kind}_p50_ms_${shape.name}`, p50, 2), fig(`${kind}_p99_ms_${shape.name}`, p99, 2));
     }
   }
-  if (healthzRps.length > 0) {
-    throughput.push(["GET /healthz (no auth, no D1)", "", "", "", fmt(healthzRps, 0), "", ""]);
-    latencyRows.push(["GET /healthz", "", fmt(healthzP50, 1), ""]);
-    lines.push(fig("healthz_requests_per_s", healthzRps, 1), fig("healthz_p50_ms", healthzP50, 2));
+  if (livezRps.length > 0) {
+    throughput.push(["GET /livez (no auth, no D1)", "", "", "", fmt(livezRps, 0), "", ""]);
+    latencyRows.push(["GET /livez", "", fmt(livezP50, 1), ""]);
+    lines.push(fig("livez_requests_per_s", livezRps, 1), fig("livez_p50_ms", livezP50, 2));
   }
   printTable(throughput);
   console.log("");
@@ -512,7 +419,7 @@ async function body({ server, base, agent }, options) {
   }
   console.log("");
   lines.push({ bench: BENCH, figure: "concurrency", value: options.concurrency });
-  for (const line of lines) console.log(JSON.stringify(line));
+  for (const line of lines) emit(line);
 }
 
 /** Whether the server needs D1_METRICS=on; a bad option is reported by runBenchmark's own readOptions. */

@@ -8,8 +8,8 @@
 // and sets it against a floor: the same rows written straight into the same local D1 database
 // with as few, as large statements as D1 allows. The target is ingest >= half the floor's speed.
 //
-// It starts the real local server (scripts/local-server.mjs: wrangler dev, local D1, a fresh
-// temporary database, loopback only), creates an organization, writes the report with
+// It starts a real local server (bench/lib.mjs: `--server workerd`, the built bundle under
+// Miniflare, or `--server dev`, wrangler dev; local D1, a fresh temporary database, loopback only), creates an organization, writes the report with
 // scripts/generate-report.mjs (its totals are the expected counts), then runs `--rounds` rounds
 // of both methods, alternating (A B, B A, ...) so that machine noise and drift hit both alike:
 //
@@ -44,13 +44,15 @@
 //
 // Prints a table (results/s median, min, max, seconds per round, D1 calls per round), where the
 // ingest's time went by the server's timestamps (POST, queued, processing: a diagnosis only), and
-// ingest ÷ floor of the median results/s with whether the 0.5 target is met, then one JSON line
-// per figure ({"bench":"ingest","figure":…,"value":…}).
+// ingest ÷ floor, the median of the rounds' ratios (round r's ingest ÷ round r's floor) with min
+// and max, with whether the 0.5 target is met, then one JSON line per figure
+// ({"bench":"ingest","figure":…,"value":median,"min":…,"max":…}).
 //
 // Options (flag or environment variable; defaults in brackets):
 //   --results N          BENCH_RESULTS          results in the report [10000]
 //   --rounds N           BENCH_ROUNDS           rounds of each method; the median is reported [3]
 //   --timeout-seconds N  BENCH_TIMEOUT_SECONDS  how long one ingest may take, POST to "done" [300]
+//   --server, --pin                             see bench/lib.mjs: which server [workerd], CPU pinning
 //
 // Plain Node ESM (Node 20 and later); the shared parts are in bench/lib.mjs. Besides Node it uses
 // only wrangler (a devDependency) for the platform proxy. Not part of `npm test`.
@@ -61,7 +63,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QUIET_ENV, ROOT } from "../scripts/local-server.mjs";
-import { BenchError, createOrganization, printFigures, printTable, readIntOptions, request, round, runBenchmark } from "./lib.mjs";
+import { BenchError, createOrganization, emit, median, printTable, readIntOptions, request, runBenchmark, spread } from "./lib.mjs";
 
 const BENCH = "ingest";
 /** Reports over this many results are ingested asynchronously (202); smaller ones answer 201. */
@@ -90,13 +92,6 @@ const readOptions = () =>
 
 /** @param {number} ms */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** @param {number[]} values */
-function median(values) {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? /** @type {number} */ (sorted[mid]) : (/** @type {number} */ (sorted[mid - 1]) + /** @type {number} */ (sorted[mid])) / 2;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The report
@@ -230,7 +225,7 @@ const INSERT_RESULTS = `INSERT INTO results (id, organization_id, project_id, ru
  * the same files).
  *
  * Which files: `wrangler dev --persist-to DIR` keeps its state under DIR/v3 (wrangler's
- * getLocalPersistencePath + "v3"), while getPlatformProxy's `persist.path` is used as it is
+ * getLocalPersistencePath + "v3"), and so does scripts/serve-bundle.mjs, while getPlatformProxy's `persist.path` is used as it is
  * (its default is ".wrangler/state/v3"). So the path is DIR/v3; with DIR alone the proxy opens a
  * new, empty database ("no such table: projects"), as we saw when trying it. The benchmark checks
  * both directions every run instead of trusting this: the project the server created must be
@@ -305,7 +300,7 @@ async function checkSameDatabase(db, projectId) {
 runBenchmark({
   readOptions,
   maxSockets: () => 2,
-  body: async ({ server, base, agent }, options) => {
+  body: async ({ server, base, agent, serverNote }, options) => {
     const n = options.results;
     const { projectId: firstProjectId, apiKey } = await createOrganization(agent, base);
     const auth = { authorization: `Bearer ${apiKey}`, accept: "application/json" };
@@ -483,22 +478,24 @@ runBenchmark({
       };
 
       /**
-       * The floor once the server is quiet: after an ingest the server still works in the
-       * background for a moment (its events go to the webhook queue and are fanned out), and two
-       * processes writing one SQLite file at once make the second fail with SQLITE_BUSY. So the
-       * floor waits a little first, and a round that still meets a busy database is run again
-       * through a fresh proxy with fresh ids (its batch rolled back). Only the batch() calls are
-       * ever timed.
-       * @param {number} count
+       * `fn` on the proxy's database once the server is quiet: after an ingest the server still
+       * works in the background for a moment (its events go to the webhook queue and are fanned
+       * out), and two processes using one SQLite file at once make the second fail with
+       * SQLITE_BUSY. So it waits a little first, and a call that still meets a busy database is
+       * made again through a fresh proxy (a floor round with fresh ids: its batch rolled back).
+       * @template T
+       * @param {string} what for the message
+       * @param {() => Promise<T>} fn
+       * @returns {Promise<T>}
        */
-      const quietFloor = async (count) => {
+      const whenQuiet = async (what, fn) => {
         await sleep(1500);
         for (let attempt = 1; ; attempt++) {
           try {
-            return await floor(count);
+            return await fn();
           } catch (err) {
             if (attempt >= 3 || !/SQLITE_BUSY|database is locked|session commit token/.test(String(err))) throw err;
-            console.error(`[bench] floor met a busy database (attempt ${attempt}); reopening the proxy and running the round again`);
+            console.error(`[bench] ${what} met a busy database (attempt ${attempt}); reopening the proxy and trying again`);
             // The proxy's connection keeps a snapshot from before the server's last write; a fresh
             // proxy starts from the database as it is now.
             await local?.dispose();
@@ -508,6 +505,13 @@ runBenchmark({
           }
         }
       };
+
+      /**
+       * A floor round once the server is quiet (see whenQuiet). Only the batch() calls are ever
+       * timed.
+       * @param {number} count
+       */
+      const quietFloor = (count) => whenQuiet("the floor", () => floor(count));
 
       // Warm-up (not measured): the worker's code paths, the ingest parser, the proxy's D1.
       console.error(`[bench] warm-up: a ${warmupReport.totals.tests}-result report and ${warmupReport.totals.tests} floor rows`);
@@ -534,8 +538,10 @@ runBenchmark({
               `(${((n * 1000) / result.ms).toFixed(0)} results/s), ${Number.isNaN(result.d1Calls) ? "?" : result.d1Calls} D1 calls${extra}`,
           );
           if (method === "floor" && !checkedFromServer) {
-            // The other direction: what the proxy wrote, the server lists.
-            const listed = await getJson(`/api/v1/testruns/${encodeURIComponent(result.runId)}/results?limit=1`);
+            // The other direction: what the proxy wrote, the server lists. With a search (every
+            // floor title has "handles case") the server counts the rows; unfiltered it would answer
+            // the run's own total_tests, which the floor does not keep.
+            const listed = await getJson(`/api/v1/testruns/${encodeURIComponent(result.runId)}/results?limit=1&search=${encodeURIComponent("handles case")}`);
             if (listed?.pagination?.total !== n) {
               throw new BenchError(`the server lists ${JSON.stringify(listed?.pagination?.total)} results in floor run ${result.runId}, expected ${n}`);
             }
@@ -547,7 +553,7 @@ runBenchmark({
       // Did the floor write what the ingest wrote? Compare one run of each, test by test.
       const lastIngest = /** @type {Round} */ (rounds.ingest.at(-1));
       const lastFloor = /** @type {Round} */ (rounds.floor.at(-1));
-      const rowCheck = await compareRows(db, lastIngest, lastFloor);
+      const rowCheck = await whenQuiet("the row check", () => compareRows(db, lastIngest, lastFloor));
       if (rowCheck.matched !== n || rowCheck.differing > 0) {
         console.error(
           `[bench] warning: of ${n} tests, ${rowCheck.matched} are in both runs and ${rowCheck.differing} of those differ; ` +
@@ -569,18 +575,24 @@ runBenchmark({
           d1Range: calls.length > 0 ? [Math.min(...calls), Math.max(...calls)] : [],
         };
       });
-      const [ing, flo] = summary;
-      if (!ing || !flo) throw new Error("internal: expected two methods");
+      /** @param {(x: Round) => number | undefined} pick @returns {number[] | undefined} every ingest round's value, if each has one */
+      const ingestValues = (pick) => {
+        const values = /** @type {number[]} */ (rounds.ingest.map(pick).filter((v) => v !== undefined));
+        return values.length === rounds.ingest.length ? values : undefined;
+      };
       /** @param {(x: Round) => number | undefined} pick */
       const ingestMedian = (pick) => {
-        const values = /** @type {number[]} */ (rounds.ingest.map(pick).filter((v) => v !== undefined));
-        return values.length === rounds.ingest.length ? median(values) : undefined;
+        const values = ingestValues(pick);
+        return values ? median(values) : undefined;
       };
-      const ratio = ing.median / flo.median;
-      const met = ratio >= TARGET_RATIO;
+      // Round r's ingest against round r's floor: the two ran next to each other.
+      const ratios = rounds.ingest.map((x, r) => /** @type {Round} */ (rounds.floor[r]).ms / x.ms);
+      const ratio = spread(ratios);
+      const met = ratio.value >= TARGET_RATIO;
 
       console.log("");
       console.log(`ingest: ${n} results, ${options.rounds} round(s) each, alternating, ${server.baseUrl}`);
+      console.log(serverNote);
       printTable([
         ["method", "results/s median", "min", "max", "s median", "D1 calls"],
         ...summary.map((s) => [
@@ -599,36 +611,37 @@ runBenchmark({
         const part = (/** @type {number | undefined} */ x) => (x === undefined ? "?" : (x / 1000).toFixed(2));
         console.log(`ingest phases (medians, s): POST ${part(post)}, queued ${part(queued)}, processing ${part(processing)} (server clock)`);
       }
-      console.log(`ingest / floor (median results/s): ${ratio.toFixed(3)}; target >= ${TARGET_RATIO}: ${met ? "met" : "NOT met"}`);
+      console.log(
+        `ingest / floor (median of the rounds' ratios): ${ratio.value.toFixed(3)} [${ratio.min.toFixed(3)}–${ratio.max.toFixed(3)}]; ` +
+          `target >= ${TARGET_RATIO}: ${met ? "met" : "NOT met"}`,
+      );
       console.log(
         `row check (last round of each): ${rowCheck.matched} of ${n} tests in both runs, ${rowCheck.differing} differing` +
           (rowCheck.matched === n && rowCheck.differing === 0 ? " (the floor wrote the ingest's values)" : ""),
       );
       console.log("");
 
-      /** @type {[string, number][]} */
-      const figures = [["results", n], ["rounds", options.rounds]];
-      for (const s of summary) {
-        figures.push(
-          [`${s.method}_results_per_s`, round(s.median, 1)],
-          [`${s.method}_results_per_s_min`, round(s.min, 1)],
-          [`${s.method}_results_per_s_max`, round(s.max, 1)],
-          [`${s.method}_seconds_median`, round(s.seconds, 3)],
-        );
-        if (!Number.isNaN(s.d1Calls)) figures.push([`${s.method}_d1_calls`, s.d1Calls]);
+      emit({ bench: BENCH, figure: "results", value: n });
+      emit({ bench: BENCH, figure: "rounds", value: options.rounds });
+      for (const method of /** @type {const} */ (["ingest", "floor"])) {
+        const list = rounds[method];
+        emit({ bench: BENCH, figure: `${method}_results_per_s`, ...spread(list.map((x) => (n * 1000) / x.ms), 1) });
+        emit({ bench: BENCH, figure: `${method}_seconds`, ...spread(list.map((x) => x.ms / 1000), 3) });
+        const calls = list.map((x) => x.d1Calls).filter((c) => !Number.isNaN(c));
+        if (calls.length > 0) emit({ bench: BENCH, figure: `${method}_d1_calls`, ...spread(calls) });
       }
-      /** @type {[string, number | undefined][]} */
+      /** @type {[string, number[] | undefined, number][]} figure, values, divisor */
       const phaseFigures = [
-        ["ingest_chunks", ingestMedian((x) => x.chunks)],
-        ["ingest_post_seconds_median", ingestMedian((x) => x.postMs)],
-        ["ingest_queued_seconds_median", ingestMedian((x) => x.queuedMs)],
-        ["ingest_processing_seconds_median", ingestMedian((x) => x.processingMs)],
+        ["ingest_chunks", ingestValues((x) => x.chunks), 1],
+        ["ingest_post_seconds", ingestValues((x) => x.postMs), 1000],
+        ["ingest_queued_seconds", ingestValues((x) => x.queuedMs), 1000],
+        ["ingest_processing_seconds", ingestValues((x) => x.processingMs), 1000],
       ];
-      for (const [figure, value] of phaseFigures) {
-        if (value !== undefined) figures.push([figure, figure === "ingest_chunks" ? value : round(value / 1000, 3)]);
+      for (const [figure, values, divisor] of phaseFigures) {
+        if (values !== undefined) emit({ bench: BENCH, figure, ...spread(values.map((v) => v / divisor), 3) });
       }
-      figures.push(["ratio", round(ratio, 4)], ["target_met", met ? 1 : 0], ["rows_differing", n - rowCheck.matched + rowCheck.differing]);
-      printFigures(BENCH, figures);
+      emit({ bench: BENCH, figure: "ratio", ...spread(ratios, 4), target: TARGET_RATIO, ok: met });
+      emit({ bench: BENCH, figure: "rows_differing", value: n - rowCheck.matched + rowCheck.differing });
     } finally {
       if (local) await local.dispose();
       rmSync(dir, { recursive: true, force: true });

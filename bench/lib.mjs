@@ -1,13 +1,25 @@
 // What every benchmark in bench/ shares: integer options from flags or environment variables, one
 // keep-alive HTTP request that checks its status, a fixed-concurrency driver, nearest-rank
-// percentiles, the printed table and JSON lines, an organization made through the admin API, and
-// the lifecycle around the real local server (start on loopback, stop on exit or Ctrl-C).
+// percentiles and medians, the printed table and JSON lines, an organization made through the
+// admin API, D1's cost from a Server-Timing header, the CI-shaped workload of bench:ci, and the
+// lifecycle around a real local server (which one, pinning, start on loopback, stop on exit or
+// Ctrl-C).
+//
+// Every benchmark takes two options besides its own (flag or environment variable):
+//   --server workerd|dev  BENCH_SERVER  workerd: the deployable bundle under Miniflare
+//                                       (scripts/bundle-server.mjs); dev: `wrangler dev`, as
+//                                       `npm run dev` runs it (scripts/local-server.mjs) [workerd]
+//   --pin 0|1             BENCH_PIN     1: the server's processes on one CPU (`taskset -c`), the
+//                                       benchmark on another [1 where taskset exists and 2 CPUs
+//                                       or more are allowed, else 0]
 //
 // Plain Node ESM without dependencies (Node 20 and later).
 
 import http from "node:http";
 import { parseArgs } from "node:util";
+import { startBundleServer } from "../scripts/bundle-server.mjs";
 import { HOST, startLocalServer } from "../scripts/local-server.mjs";
+import { allowedCpus, hasTaskset, pinProcess } from "../scripts/server-process.mjs";
 
 /** The admin token the benchmarks give their local server; it never leaves loopback. */
 export const ADMIN_TOKEN = "bench-admin-token";
@@ -49,13 +61,14 @@ export function intOption(name, flag, envValue, fallback, min) {
 
 /**
  * Reads integer options: a flag wins over its environment variable, which wins over the fallback.
- * Unknown flags and positional arguments are a UsageError.
+ * Unknown flags and positional arguments are a UsageError. The options every benchmark takes
+ * (--server, --pin: readCommonOptions) are left out before parsing.
  * @template {string} K
  * @param {Record<K, IntOptionSpec>} specs keyed by the name the caller wants back
- * @param {string[]} [args] defaults to process.argv.slice(2)
+ * @param {string[]} [args] defaults to process.argv.slice(2) without the common options
  * @returns {Record<K, number>}
  */
-export function readIntOptions(specs, args = process.argv.slice(2)) {
+export function readIntOptions(specs, args = readCommonOptions().rest) {
   const entries = /** @type {[K, IntOptionSpec][]} */ (Object.entries(specs));
   /** @type {{ values: Record<string, string | boolean | undefined> }} */
   let parsed;
@@ -74,6 +87,113 @@ export function readIntOptions(specs, args = process.argv.slice(2)) {
     result[key] = intOption(spec.flag, values[spec.flag], process.env[spec.env], spec.fallback, spec.min);
   }
   return result;
+}
+
+/**
+ * The servers a benchmark can run against.
+ * @type {Record<ServerKind, { label: string, start: typeof startLocalServer }>}
+ */
+export const SERVERS = {
+  workerd: { label: "workerd: the built bundle under Miniflare", start: startBundleServer },
+  dev: { label: "wrangler dev, as npm run dev runs it", start: startLocalServer },
+};
+
+/** @typedef {"workerd" | "dev"} ServerKind */
+
+/**
+ * @typedef {object} CommonOptions
+ * @property {ServerKind} server
+ * @property {boolean} pin
+ * @property {string[]} rest the arguments without the common options
+ */
+
+/** Flags every benchmark takes, each with a value. */
+const COMMON_FLAGS = ["server", "pin"];
+
+/**
+ * Reads --server and --pin (flag over environment variable over default) and returns the other
+ * arguments for the benchmark's own parser. Both `--flag value` and `--flag=value` are taken.
+ * @param {string[]} [args] defaults to process.argv.slice(2)
+ * @returns {CommonOptions}
+ */
+export function readCommonOptions(args = process.argv.slice(2)) {
+  /** @type {Record<string, string>} */
+  const found = {};
+  /** @type {string[]} */
+  const rest = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = /** @type {string} */ (args[i]);
+    const flag = COMMON_FLAGS.find((f) => arg === `--${f}` || arg.startsWith(`--${f}=`));
+    if (flag === undefined) {
+      rest.push(arg);
+    } else if (arg.includes("=")) {
+      found[flag] = arg.slice(arg.indexOf("=") + 1);
+    } else {
+      const value = args[++i];
+      if (value === undefined) throw new UsageError(`--${flag} needs a value`);
+      found[flag] = value;
+    }
+  }
+  const server = found.server ?? process.env.BENCH_SERVER ?? "workerd";
+  if (server !== "workerd" && server !== "dev") throw new UsageError(`--server is workerd or dev (got ${JSON.stringify(server)})`);
+  const pinRaw = found.pin ?? process.env.BENCH_PIN;
+  let pin;
+  if (pinRaw === undefined || pinRaw === "") {
+    pin = hasTaskset() && allowedCpus().length >= 2;
+  } else if (pinRaw === "0" || pinRaw === "1") {
+    pin = pinRaw === "1";
+  } else {
+    throw new UsageError(`--pin is 0 or 1 (got ${JSON.stringify(pinRaw)})`);
+  }
+  return { server, pin, rest };
+}
+
+/** The server kind of this run, once runBenchmark has read it; every JSON line carries it. */
+let currentServer = /** @type {ServerKind | undefined} */ (undefined);
+
+/**
+ * Prints one JSON line (a figure) on stdout, with the server it was measured on.
+ * @param {Record<string, unknown>} line
+ */
+export function emit(line) {
+  console.log(JSON.stringify(currentServer === undefined ? line : { ...line, server: currentServer }));
+}
+
+/**
+ * The median of some numbers (the mean of the middle two for an even count).
+ * @param {number[]} values
+ */
+export function median(values) {
+  const s = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? /** @type {number} */ (s[mid]) : (/** @type {number} */ (s[mid - 1]) + /** @type {number} */ (s[mid])) / 2;
+}
+
+/**
+ * A figure from its runs: the median as `value`, with `min` and `max`.
+ * @param {number[]} values
+ * @param {number} [digits] round all three to this many decimals
+ * @returns {{ value: number, min: number, max: number }}
+ */
+export function spread(values, digits) {
+  const r = (/** @type {number} */ x) => (digits === undefined ? x : round(x, digits));
+  return { value: r(median(values)), min: r(Math.min(...values)), max: r(Math.max(...values)) };
+}
+
+const D1_TIMING = /d1;desc="calls=(\d+) rows_read=(\d+) rows_written=(\d+) unmetered=(\d+)"/;
+
+/**
+ * What a request cost in D1, from the Server-Timing header the server adds with D1_METRICS=on:
+ * `d1;desc="calls=N rows_read=R rows_written=W unmetered=U"`.
+ * @param {http.IncomingHttpHeaders} headers
+ * @param {string} what the request, for the error message
+ * @returns {{ calls: number, rowsRead: number, rowsWritten: number, unmetered: number }}
+ */
+export function d1Cost(headers, what) {
+  const value = [headers["server-timing"] ?? []].flat().join(", ");
+  const m = D1_TIMING.exec(value);
+  if (!m) throw new BenchError(`${what}: no D1 Server-Timing header (got ${JSON.stringify(value)}); this tree's server does not know D1_METRICS=on`);
+  return { calls: Number(m[1]), rowsRead: Number(m[2]), rowsWritten: Number(m[3]), unmetered: Number(m[4]) };
 }
 
 /**
@@ -211,7 +331,7 @@ export function printTable(rows) {
  * @param {[string, number][]} figures
  */
 export function printFigures(bench, figures) {
-  for (const [figure, value] of figures) console.log(JSON.stringify({ bench, figure, value }));
+  for (const [figure, value] of figures) emit({ bench, figure, value });
 }
 
 /**
@@ -252,18 +372,186 @@ export async function createOrganization(agent, base, names = {}) {
   return { projectId, apiKey };
 }
 
+// ---------------------------------------------------------------------------------------------
+// The CI-shaped workload (bench:ci, bench:cpu): a spec is one run, its results, its final status.
+
+/** Tests per spec file of the suite. */
+export const TESTS_PER_FILE = 10;
+const SEED_CHUNK = 1000;
+const SEED_CONCURRENCY = 2;
+/** A 1,000-result submission behind others on a 2-core machine can take long; this only catches a hang. */
+export const BIG_TIMEOUT_MS = 180_000;
+
+/**
+ * A 32-bit hash of a few integers (xorshift-multiply), for statuses that look random but are the
+ * same on every run of the benchmark.
+ * @param {number[]} parts
+ */
+function hash(...parts) {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    h = Math.imul(h ^ p, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}
+
+/**
+ * Test `t` of the suite as a Playwright reporter sends it, in execution `salt`: test t is in file
+ * t/10; about 2% failed (with an error message), 2% flaky (retries 1), 3% skipped, the rest
+ * passed; durations 50–3,000 ms.
+ * @param {number} t
+ * @param {number} salt
+ */
+export function ciResult(t, salt) {
+  const file = Math.floor(t / TESTS_PER_FILE);
+  const area = Math.floor(file / 20);
+  const group = (t % TESTS_PER_FILE) < 5 ? "happy path" : "edge cases";
+  const title = `case ${t % TESTS_PER_FILE} of spec ${file}`;
+  const draw = hash(t, salt) % 1000;
+  const status = draw < 20 ? "failed" : draw < 40 ? "flaky" : draw < 70 ? "skipped" : "passed";
+  return {
+    title,
+    full_title: `Area ${area} > spec ${file} > ${group} > ${title}`,
+    file_path: `tests/area-${area}/spec-${file}.spec.ts`,
+    status,
+    duration: status === "skipped" ? 0 : 50 + (hash(t, salt, 1) % 2951),
+    ...(status === "flaky" ? { retries: 1 } : {}),
+    ...(status === "failed" ? { error: { message: `expect(received).toBe(expected) in ${title}` } } : {}),
+  };
+}
+
+/**
+ * @typedef {object} CiSpec the three bodies of one spec
+ * @property {string} create   POST /api/v1/testruns {project_id, ci_build_id, run_title}
+ * @property {string} results  POST /api/v1/testruns/{id}/results {results: [size results]}
+ * @property {string} complete PATCH /api/v1/testruns/{id} {status}
+ * @property {"passed" | "failed"} status failed when any result failed
+ * @property {number} size
+ */
+
+/**
+ * Spec `i` of `size` results (tests [i*size, (i+1)*size)) in execution `salt`.
+ * @param {number} size @param {number} i @param {number} salt @param {string} projectId @param {string} build
+ * @returns {CiSpec}
+ */
+export function ciSpec(size, i, salt, projectId, build) {
+  const results = Array.from({ length: size }, (_, k) => ciResult(i * size + k, salt));
+  const status = results.some((r) => r.status === "failed") ? "failed" : "passed";
+  return {
+    create: JSON.stringify({ project_id: projectId, ci_build_id: build, run_title: `spec ${i} (${size} tests)` }),
+    results: JSON.stringify({ results }),
+    complete: JSON.stringify({ status }),
+    status,
+    size,
+  };
+}
+
+/**
+ * The three requests of a spec, each checked: 201 and a run id; 201 and `accepted` = size; 200 and
+ * the completed run's total_tests = size and status as sent. Each resolves with its answer.
+ */
+export const ciRequests = {
+  /**
+   * @param {http.Agent} agent @param {URL} base @param {Record<string, string>} headers @param {CiSpec} spec
+   * @param {number} [timeoutMs]
+   */
+  async create(agent, base, headers, spec, timeoutMs) {
+    const answer = await request(agent, base, "POST", "/api/v1/testruns", headers, spec.create, 201, timeoutMs);
+    const id = JSON.parse(answer.text)?.id;
+    if (typeof id !== "string") throw new BenchError(`POST /api/v1/testruns: no run id in ${answer.text.slice(0, 500)}`);
+    return { ...answer, id };
+  },
+  /**
+   * @param {http.Agent} agent @param {URL} base @param {Record<string, string>} headers @param {CiSpec} spec
+   * @param {string} runId @param {number} [timeoutMs]
+   */
+  async results(agent, base, headers, spec, runId, timeoutMs) {
+    const path = `/api/v1/testruns/${encodeURIComponent(runId)}/results`;
+    const answer = await request(agent, base, "POST", path, headers, spec.results, 201, timeoutMs);
+    const accepted = JSON.parse(answer.text)?.accepted;
+    if (accepted !== spec.size) throw new BenchError(`POST ${path}: expected accepted ${spec.size}, got ${answer.text.slice(0, 500)}`);
+    return answer;
+  },
+  /**
+   * @param {http.Agent} agent @param {URL} base @param {Record<string, string>} headers @param {CiSpec} spec
+   * @param {string} runId @param {number} [timeoutMs]
+   */
+  async complete(agent, base, headers, spec, runId, timeoutMs) {
+    const path = `/api/v1/testruns/${encodeURIComponent(runId)}`;
+    const answer = await request(agent, base, "PATCH", path, headers, spec.complete, 200, timeoutMs);
+    const run = JSON.parse(answer.text);
+    if (run?.total_tests !== spec.size || run?.status !== spec.status) {
+      throw new BenchError(`PATCH ${path}: expected total_tests ${spec.size} and status ${spec.status}, got ${answer.text.slice(0, 500)}`);
+    }
+    return answer;
+  },
+};
+
+/**
+ * Reports tests [0, size) once, all passed, in one run (1,000 a request, two at a time), so that
+ * measured submissions find their test cases and suites, as every CI run after a project's first
+ * does.
+ * @param {http.Agent} agent @param {URL} base @param {Record<string, string>} headers
+ * @param {string} projectId @param {number} size
+ */
+export async function ciSeedSuite(agent, base, headers, projectId, size) {
+  const started = performance.now();
+  const created = await request(agent, base, "POST", "/api/v1/testruns", headers, JSON.stringify({ project_id: projectId, ci_build_id: "seed", run_title: "seed" }), 201);
+  const id = JSON.parse(created.text)?.id;
+  if (typeof id !== "string") throw new BenchError(`POST /api/v1/testruns: no run id in ${created.text.slice(0, 500)}`);
+  const chunks = Math.ceil(size / SEED_CHUNK);
+  console.error(`[bench] seeding the suite: ${size} tests in ${chunks} submissions of up to ${SEED_CHUNK}`);
+  await drive(chunks, SEED_CONCURRENCY, Infinity, async (c) => {
+    const from = c * SEED_CHUNK;
+    const to = Math.min(size, from + SEED_CHUNK);
+    const results = Array.from({ length: to - from }, (_, k) => ({ ...ciResult(from + k, 0), status: "passed", retries: 0, error: undefined }));
+    const { ms } = await request(agent, base, "POST", `/api/v1/testruns/${encodeURIComponent(id)}/results`, headers, JSON.stringify({ results }), 201, BIG_TIMEOUT_MS);
+    return ms;
+  });
+  await request(agent, base, "PATCH", `/api/v1/testruns/${encodeURIComponent(id)}`, headers, JSON.stringify({ status: "passed" }), 200, BIG_TIMEOUT_MS);
+  console.error(`[bench] seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server around a benchmark
+
 /**
  * @typedef {object} BenchContext
  * @property {import("../scripts/local-server.mjs").LocalServer} server
  * @property {URL} base the server's loopback address
  * @property {http.Agent} agent keep-alive, at most `maxSockets` connections
+ * @property {ServerKind} serverKind
+ * @property {string} serverNote which server, and what was pinned where: for table headers
  */
 
 /**
- * Runs one benchmark against a fresh local server and sets the exit code: reads the options,
- * starts the server on loopback, calls `body`, and always stops the server. Ctrl-C (or SIGTERM,
- * SIGHUP) stops the server and exits; a second signal exits at once. A UsageError exits 2, any
- * other failure 1.
+ * Pins the server to the first allowed CPU and this process to the second, when asked to and
+ * possible. Returns the server's CPU list for startServer (undefined: not pinned) and a note.
+ * @param {boolean} wanted
+ * @returns {{ serverCpus: string | undefined, note: string }}
+ */
+function pinning(wanted) {
+  if (!wanted) return { serverCpus: undefined, note: "not pinned" };
+  const cpus = allowedCpus();
+  if (cpus.length < 2 || !hasTaskset()) {
+    console.error(`[bench] --pin 1 needs taskset and two CPUs (allowed: ${cpus.join(",") || "unknown"}): not pinned`);
+    return { serverCpus: undefined, note: "not pinned" };
+  }
+  const [serverCpu, clientCpu] = /** @type {[number, number]} */ (cpus);
+  pinProcess(process.pid, String(clientCpu));
+  const note = `server on CPU ${serverCpu}, client on CPU ${clientCpu}`;
+  console.error(`[bench] pinned: the server's process group to CPU ${serverCpu} (taskset -c ${serverCpu}), this benchmark (pid ${process.pid}, all threads) to CPU ${clientCpu}`);
+  return { serverCpus: String(serverCpu), note };
+}
+
+/**
+ * Runs one benchmark against a fresh local server and sets the exit code: reads the options
+ * (the common --server and --pin, then the benchmark's own), pins, starts the server on loopback,
+ * calls `body`, and always stops the server. Ctrl-C (or SIGTERM, SIGHUP) stops the server and
+ * exits; a second signal exits at once. A UsageError exits 2, any other failure 1.
  * @template O
  * @param {object} spec
  * @param {() => O} spec.readOptions may throw UsageError
@@ -277,12 +565,15 @@ export function runBenchmark({ readOptions, maxSockets, body, rateLimited = fals
   let interrupted = false;
 
   const main = async () => {
+    const common = readCommonOptions();
     const options = readOptions();
+    currentServer = common.server;
+    const kind = SERVERS[common.server];
 
     /** @type {import("../scripts/local-server.mjs").LocalServer | undefined} */
     let server;
     // The server has its own process group, so Ctrl-C reaches only us: stop it, then leave.
-    // A second signal exits at once (the exit hook of local-server.mjs SIGKILLs the group).
+    // A second signal exits at once (the exit hook of scripts/server-process.mjs SIGKILLs the group).
     const onSignal = (/** @type {NodeJS.Signals} */ signal) => {
       if (interrupted) process.exit(130);
       interrupted = true;
@@ -296,17 +587,20 @@ export function runBenchmark({ readOptions, maxSockets, body, rateLimited = fals
 
     const agent = new http.Agent({ keepAlive: true, maxSockets: maxSockets(options) });
     try {
-      console.error("[bench] starting the local server (migrations + wrangler dev)...");
+      const pinned = pinning(common.pin);
+      console.error(`[bench] starting the local server, ${kind.label}: migrations, then the Worker...`);
       const startedAt = performance.now();
-      server = await startLocalServer({
+      server = await kind.start({
         tempPrefix: "greenlight-bench-",
+        cpus: pinned.serverCpus,
         // Rate limiting stays on only where a benchmark measures it (it would refuse a load test).
         vars: { REQUIRE_HTTPS: "false", ADMIN_TOKEN, URL_SIGNING_SECRET: "bench-signing-secret", ...(rateLimited ? {} : { RATE_LIMITS: "off" }), ...vars },
       });
       const base = new URL(server.baseUrl);
       if (base.hostname !== HOST) throw new Error(`refusing a non-loopback server address: ${server.baseUrl}`);
       console.error(`[bench] server up at ${server.baseUrl} after ${((performance.now() - startedAt) / 1000).toFixed(1)} s`);
-      await body({ server, base, agent }, options);
+      const serverNote = `server: ${kind.label}; ${pinned.note}`;
+      await body({ server, base, agent, serverKind: common.server, serverNote }, options);
     } finally {
       agent.destroy();
       if (server && !interrupted) {

@@ -2,8 +2,9 @@
 // `npm run bench:reads`: P4 history-independent reads. Does a page of a list cost what the page
 // holds, however long the history behind it?
 //
-// Starts the real local server (scripts/local-server.mjs: wrangler dev, local D1, a fresh
-// temporary database, loopback only) with D1_METRICS=on, so that every response carries
+// Starts a real local server (bench/lib.mjs: `--server workerd`, the built bundle under Miniflare,
+// or `--server dev`, wrangler dev; local D1, a fresh temporary database, loopback only) with
+// D1_METRICS=on, so that every response carries
 //
 //   Server-Timing: d1;desc="calls=N rows_read=R rows_written=W unmetered=U"
 //
@@ -49,12 +50,12 @@
 //   --offset N            BENCH_OFFSET            offset of the later flakiness page [1000]; lowered
 //                                                 (and said so) when the list is shorter
 //   --max-load-seconds N  BENCH_MAX_LOAD_SECONDS  abort the loading phase after this long [1800]
+//   --server, --pin                               see bench/lib.mjs: which server [workerd], CPU pinning
 //
 // Plain Node ESM without dependencies (Node 20 and later); the shared parts are in bench/lib.mjs.
 // Not part of `npm test`.
 
-import http from "node:http";
-import { BadAnswer, BenchError, UsageError, createOrganization, printTable, readIntOptions, request, round, runBenchmark } from "./lib.mjs";
+import { BenchError, UsageError, createOrganization, d1Cost, emit, median, printTable, readIntOptions, request, round, runBenchmark } from "./lib.mjs";
 
 const BENCH = "reads";
 const CHUNK = 1000;
@@ -62,6 +63,8 @@ const LOAD_CONCURRENCY = 2;
 const WARMUPS = 1;
 const REPEATS = 3;
 const BOUND_FACTOR = 3;
+/** A measured read; a list over a long history on a busy machine can take a while. */
+const READ_TIMEOUT_MS = 30_000;
 /** A 1,000-result submission refreshes 1,000 flakiness scores; this only catches a hang. */
 const SUBMIT_TIMEOUT_MS = 120_000;
 const CASES_PER_AREA = 100;
@@ -151,57 +154,6 @@ function chunkBody(run, from, to) {
 const commitOf = (run) => mix(Math.floor(run / 2), 7).toString(16).padStart(8, "0").repeat(5);
 
 /**
- * One GET that also returns the response headers; rejects with BadAnswer on any status but 200.
- * @param {http.Agent} agent @param {URL} base @param {string} path @param {Record<string, string>} headers
- * @returns {Promise<{ ms: number, text: string, headers: http.IncomingHttpHeaders }>}
- */
-function get(agent, base, path, headers) {
-  return new Promise((resolveGet, reject) => {
-    const started = performance.now();
-    const req = http.request({ agent, host: base.hostname, port: base.port, method: "GET", path, headers, timeout: 30_000 }, (res) => {
-      /** @type {Buffer[]} */
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("error", reject);
-      res.on("end", () => {
-        const ms = performance.now() - started;
-        const text = Buffer.concat(chunks).toString("utf8");
-        if (res.statusCode !== 200) reject(new BadAnswer(`GET ${path}: expected 200, got ${res.statusCode}\n${text.slice(0, 2000)}`));
-        else resolveGet({ ms, text, headers: res.headers });
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET ${path}: no answer within 30 s`)));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-const D1_TIMING = /d1;desc="calls=(\d+) rows_read=(\d+) rows_written=(\d+) unmetered=(\d+)"/;
-
-/**
- * What the request cost in D1, from the Server-Timing header D1_METRICS=on adds.
- * @param {http.IncomingHttpHeaders} headers @param {string} path
- */
-function d1Cost(headers, path) {
-  const raw = headers["server-timing"];
-  const value = Array.isArray(raw) ? raw.join(", ") : (raw ?? "");
-  const m = D1_TIMING.exec(value);
-  if (!m) {
-    throw new BenchError(
-      `GET ${path}: no D1 Server-Timing header (got ${JSON.stringify(value)}); this tree's server does not know D1_METRICS=on`,
-    );
-  }
-  return { calls: Number(m[1]), rowsRead: Number(m[2]), rowsWritten: Number(m[3]), unmetered: Number(m[4]) };
-}
-
-/** @param {number[]} values */
-const median = (values) => {
-  const s = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? /** @type {number} */ (s[mid]) : (/** @type {number} */ (s[mid - 1]) + /** @type {number} */ (s[mid])) / 2;
-};
-
-/**
  * @typedef {object} Figure
  * @property {string} name
  * @property {string} path
@@ -217,14 +169,14 @@ const median = (values) => {
  * @param {{ base: URL, agent: http.Agent }} ctx
  * @param {ReturnType<typeof readOptions>} options
  */
-async function body({ base, agent }, options) {
+async function body({ base, agent, serverNote }, options) {
   const { projectId, apiKey } = await createOrganization(agent, base, { name: "Reads bench organization", projectName: "Reads bench project" });
   const headers = { accept: "application/json", "content-type": "application/json", authorization: `Bearer ${apiKey}` };
   const readHeaders = { accept: "application/json", authorization: `Bearer ${apiKey}` };
 
   // Before loading minutes of history: is this a server that reports its D1 cost?
   const probePath = `/api/v1/projects/${encodeURIComponent(projectId)}`;
-  d1Cost((await get(agent, base, probePath, readHeaders)).headers, probePath);
+  d1Cost((await request(agent, base, "GET", probePath, readHeaders, undefined, 200, READ_TIMEOUT_MS)).headers, probePath);
 
   /** @type {[number, number][]} */
   const chunks = [];
@@ -280,7 +232,7 @@ async function body({ base, agent }, options) {
   const P = options.page;
 
   // The flakiness list: its total, its top test case, and how far a later page can go.
-  const first = JSON.parse((await get(agent, base, `/api/v1/projects/${pid}/flakiness?limit=${P}`, readHeaders)).text);
+  const first = JSON.parse((await request(agent, base, "GET", `/api/v1/projects/${pid}/flakiness?limit=${P}`, readHeaders, undefined, 200, READ_TIMEOUT_MS)).text);
   const scored = first?.pagination?.total;
   const top = first?.data?.[0];
   if (typeof scored !== "number" || !top || typeof top.test_case_id !== "string") {
@@ -320,7 +272,7 @@ async function body({ base, agent }, options) {
     /** @type {Figure} */
     const figure = { name: target.name, path: target.path, page: 0, rowsRead: [], unmetered: [], calls: [], ms: [], note: target.note };
     for (let i = 0; i < WARMUPS + REPEATS; i++) {
-      const answer = await get(agent, base, target.path, readHeaders);
+      const answer = await request(agent, base, "GET", target.path, readHeaders, undefined, 200, READ_TIMEOUT_MS);
       const cost = d1Cost(answer.headers, target.path);
       const items = target.items(JSON.parse(answer.text));
       if (!Array.isArray(items)) throw new BenchError(`GET ${target.path}: no data array in ${answer.text.slice(0, 500)}`);
@@ -348,6 +300,7 @@ async function body({ base, agent }, options) {
     `reads: ${options.runs} runs × ${options.cases} test cases (${totalResults} results) loaded in ${loadSeconds.toFixed(1)} s; ` +
       `page ${P}; ${REPEATS} measured after ${WARMUPS} warm-up; bound rows_read ≤ ${BOUND_FACTOR} × page`,
   );
+  console.log(serverNote);
   printTable([
     ["figure", "page", "rows_read med", "min", "max", "÷ page", "bound", "", "unmetered", "calls", "ms med", "min", "max"],
     ...figures.map((f) => {
@@ -373,12 +326,11 @@ async function body({ base, agent }, options) {
   for (const f of figures) if (f.note) console.log(`  ${f.name}: ${f.note}`);
   console.log("");
 
-  console.log(JSON.stringify({ bench: BENCH, figure: "load_seconds", value: round(loadSeconds, 1), results: totalResults, cases: options.cases, runs: options.runs }));
+  emit({ bench: BENCH, figure: "load_seconds", value: round(loadSeconds, 1), results: totalResults, cases: options.cases, runs: options.runs });
   for (const f of figures) {
     const bound = BOUND_FACTOR * f.page;
     const value = median(f.rowsRead);
-    console.log(
-      JSON.stringify({
+    emit({
         bench: BENCH,
         figure: `${f.name}_rows_read`,
         value,
@@ -394,8 +346,7 @@ async function body({ base, agent }, options) {
         ms_min: round(Math.min(...f.ms), 1),
         ms_max: round(Math.max(...f.ms), 1),
         ...(f.note ? { note: f.note } : {}),
-      }),
-    );
+      });
   }
 }
 

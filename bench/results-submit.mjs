@@ -2,8 +2,9 @@
 // `npm run bench:results`: what recording results costs, and how much batching saves.
 //
 // Submitting results is the product's hottest write path: every CI job of every customer ends in
-// POST /api/v1/testruns/{id}/results. This starts the real local server (scripts/local-server.mjs:
-// wrangler dev, local D1, a fresh temporary database), creates an organization with a project and
+// POST /api/v1/testruns/{id}/results. This starts a real local server (bench/lib.mjs:
+// `--server workerd`, the built bundle under Miniflare, or `--server dev`, wrangler dev; local D1,
+// a fresh temporary database), creates an organization with a project and
 // an API key, and then drives, over loopback at a fixed concurrency:
 //
 //   batch1000  POST /api/v1/testruns/{id}/results with 1,000 results (the most one request takes)
@@ -29,6 +30,7 @@
 //   --warmup N        BENCH_WARMUP        unmeasured submissions of each size first [2]
 //   --rounds N        BENCH_ROUNDS        alternating rounds the submissions are spread over [5]
 //   --max-seconds N   BENCH_MAX_SECONDS   hard cap on the measured phase [60]
+//   --server, --pin                       see bench/lib.mjs: which server [workerd], CPU pinning
 //
 // Plain Node ESM without dependencies (Node 20 and later); the shared parts are in bench/lib.mjs.
 // Not part of `npm test`.
@@ -92,7 +94,7 @@ function resultsBody(count) {
 runBenchmark({
   readOptions,
   maxSockets: (options) => options.concurrency,
-  body: async ({ server, base, agent }, options) => {
+  body: async ({ server, base, agent, serverNote }, options) => {
     const { projectId, apiKey } = await createOrganization(agent, base);
     const headers = { accept: "application/json", "content-type": "application/json", authorization: `Bearer ${apiKey}` };
     const createRunBody = JSON.stringify({ project_id: projectId });
@@ -193,6 +195,7 @@ runBenchmark({
 
     console.log("");
     console.log(`results-submit: concurrency ${options.concurrency}, ${server.baseUrl}${capped ? " (time cap hit)" : ""}`);
+    console.log(serverNote);
     printTable([
       ["batch", "count", "subm/s", "results/s", "p50 ms", "p90 ms", "p99 ms"],
       ...results.map(({ batch, stats, resultsPerSecond }) => [
