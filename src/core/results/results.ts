@@ -328,7 +328,7 @@ export async function recordResults(
   const stored = batchRows(storedQuery, storedResult).map((r) => toSummary(r as SummaryRow));
   const plan = refreshWrites(executionRows, stateRows, run.projectId, flakiness, now, run.id);
   const scored = await batchAll(ctx.db, [...plan.statements, ...runRead.statements]);
-  const updated = runRead.from(scored.slice(-2));
+  const updated = runRead.from(scored);
   if (!updated) throw new NotFound("Test run", { id: run.id });
   return { run: updated, stored, superseded: write.rows - stored.length };
 }

@@ -1,7 +1,7 @@
 import { and, desc, eq, isNull, sql, type SQL } from "drizzle-orm";
 import { batchAll, batchRows } from "../../db/batch";
 import { withoutUndefined } from "../../lib/objects";
-import { testRuns, testRunShards, type ReportedCounts, type TestRunRow, type TestRunShardRow } from "../../db/schema";
+import { testRuns, type ReportedCounts, type TestRunRow, type TestRunShardRow } from "../../db/schema";
 import { newId } from "../../lib/ids";
 import { type CoreContext, type Principal, nowIso, requireScope } from "../context";
 import { Invalid, NotFound } from "../errors";
@@ -267,23 +267,27 @@ function statusChange(runId: string, status: RunStatus | "merged", now: string, 
 }
 
 /**
- * The two selects that read a run with its shard parts, for a caller that appends them to a
- * batch of its own (so a write and the read of its outcome are one round trip), and what turns
- * their answers into the run.
+ * The select that reads a run with its shard parts (as one JSON column), for a caller that
+ * appends it to a batch of its own (so a write and the read of its outcome are one round trip),
+ * and what turns the batch's answers into the run: `from` reads the last answer.
  */
 export function runReads(ctx: CoreContext, where: SQL) {
-  const row = ctx.db.select().from(testRuns).where(where).limit(1);
-  const shards = ctx.db
-    .select({ shard: testRunShards })
-    .from(testRunShards)
-    .innerJoin(testRuns, eq(testRuns.id, testRunShards.runId))
-    .where(where);
+  const query = ctx.db
+    .select({
+      run: testRuns,
+      shards: sql<string>`(SELECT json_group_array(json_object('runId', s.run_id, 'shardCurrent', s.shard_current,
+          'status', s.status, 'hostname', s.hostname, 'createdAt', s.created_at, 'updatedAt', s.updated_at))
+        FROM (SELECT * FROM test_run_shards WHERE run_id = ${testRuns.id} ORDER BY shard_current) s)`,
+    })
+    .from(testRuns)
+    .where(where)
+    .limit(1);
   return {
-    statements: [row, shards] as const,
-    /** The run from the batch results of `statements` (in order), or null when none matched. */
-    from([rowResult, shardResults]: (D1Result | undefined)[]): Run | null {
-      const found = batchRows(row, rowResult)[0];
-      return found ? toRun(found, batchRows(shards, shardResults).map((s) => s.shard)) : null;
+    statements: [query] as const,
+    /** The run from a batch whose last statement was `statements`, or null when none matched. */
+    from(answers: (D1Result | undefined)[]): Run | null {
+      const found = batchRows(query, answers[answers.length - 1])[0];
+      return found ? toRun(found.run, JSON.parse(found.shards) as TestRunShardRow[]) : null;
     },
   };
 }
@@ -383,7 +387,7 @@ export async function openRun(ctx: CoreContext, input: CreateRunInput): Promise<
     // the batch that creates it, one round trip.
     const reads = runReads(ctx, and(eq(testRuns.id, id), visibleRuns(ctx.principal))!);
     const answers = await runGuarded(ctx, projectId, () => batchAll(ctx.db, [...guard, insert, ...statements, ...reads.statements]));
-    const run = reads.from(answers.slice(-2));
+    const run = reads.from(answers);
     if (!run) throw new NotFound("Test run", { id });
     return { run, created: true };
   }
@@ -512,7 +516,7 @@ export async function updateRun(ctx: CoreContext, id: string, input: UpdateRunIn
   // The run is read back in the batch that changes it: one round trip.
   const reads = runReads(ctx, where);
   const answers = await batchAll(ctx.db, [ctx.db.update(testRuns).set(changes).where(where), ...statements, ...reads.statements]);
-  const run = reads.from(answers.slice(-2));
+  const run = reads.from(answers);
   if (!run) throw new NotFound("Test run", { id });
   // Completing as an outage marked its test cases for a refresh (statusChange).
   const { totalTests, failedTests } = run.derivedCounts;
