@@ -8,8 +8,11 @@
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 const SECRET_NAMES = /^(key|api_key|secret|token|password|authorization|cookie|set_cookie|signature|admin_token|session)$/i;
-/** API keys (gl_live_…) and our session tokens (gls_…) in free text. */
-const SECRET_VALUES = /\b(gl_live_|gls_)[0-9A-Za-z_-]{8,}/g;
+/**
+ * API keys (gl_live_…), our session tokens (gls_…) and invitation tokens (gli_…, which the
+ * access log would otherwise write with the path of /invitations/{token}) in free text.
+ */
+const SECRET_VALUES = /\b(gl_live_|gls_|gli_)[0-9A-Za-z_-]{8,}/g;
 
 function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === "string") return value.replace(SECRET_VALUES, "$1[redacted]");
