@@ -9,6 +9,7 @@ import { outboxFlush } from "./http/outbox-flush";
 import { renderError, renderNotFound } from "./http/errors";
 import { httpsGuard } from "./http/https-guard";
 import { requestId } from "./http/request-id";
+import { securityHeaders } from "./http/security-headers";
 import { SECURITY_SCHEMES } from "./http/routes";
 import { validationHook } from "./http/validation";
 import { metaRoutes } from "./surfaces/meta";
@@ -28,6 +29,7 @@ export function createApp(options: { deprecations?: readonly Deprecation[] } = {
   app.use("*", accessLog);
   app.use("*", requestId);
   app.use("*", apiVersionHeaders(API_VERSION, deprecations));
+  app.use("*", securityHeaders);
   app.use("/api/*", outboxFlush);
   app.use("*", d1Metrics);
   app.use("*", httpsGuard);

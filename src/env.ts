@@ -23,6 +23,11 @@ export interface Env {
   RATE_LIMIT_TIER?: string;
   /** "true" lets webhooks deliver over plain http to loopback receivers: local development only. */
   WEBHOOKS_ALLOW_LOCAL_HTTP?: string;
+  /**
+   * Browser origins allowed to call the API across origins, comma-separated (`https://dash.example.com`);
+   * each is answered with credentials allowed. Unset or empty: none. `*`: any origin, never with credentials.
+   */
+  CORS_ORIGINS?: string;
   /** "on" adds what each request cost in D1 (calls, rows read and written) as a Server-Timing header. */
   D1_METRICS?: string;
   /**
