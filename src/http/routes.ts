@@ -17,9 +17,22 @@ export const RATE_LIMIT_EXTENSION = "x-greenlight-rate-limit-group";
 const KEY_SECURITY = [{ bearerKey: [] }, { apiKeyHeader: [] }, { pantoKeyHeader: [] }];
 
 export interface RouteOptions {
-  /** POSTs that create something honour Idempotency-Key. */
-  idempotent?: boolean;
+  /**
+   * POSTs that create something honour Idempotency-Key: true runs the shared middleware; "handler"
+   * is for a route whose handler claims the key itself (it fingerprints a body it streams).
+   * Either way the header is published on the operation, where clients and tests find it.
+   */
+  idempotent?: boolean | "handler";
 }
+
+export const IDEMPOTENCY_KEY_PARAMETER = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  description:
+    "1 to 255 printable ASCII characters. The same key with the same request within 24 hours answers the first response again (with `Idempotent-Replayed: true`) instead of acting twice; with a different request, 422; while the first is still running, 409.",
+  schema: { type: "string", minLength: 1, maxLength: 255 },
+} as const;
 
 /**
  * createRoute with the access rule attached: authentication (401) and the scope check (403) run as
@@ -31,10 +44,11 @@ export function defineRoute<const R extends RouteConfig>(access: Access, config:
   const group = access !== "admin" && access !== "public" ? rateLimitGroupOf(config.method, config.path) : null;
   if (access === "admin") middleware.push(requireAdminToken);
   else if (group) middleware.push(requireKey((access as { scope: Scope }).scope, group));
-  if (options.idempotent) middleware.push(idempotency);
+  if (options.idempotent === true) middleware.push(idempotency);
   const security = access === "admin" ? [{ adminToken: [] }] : access === "public" ? [] : KEY_SECURITY;
   return createRoute({
     ...config,
+    ...(options.idempotent ? { parameters: [...(config.parameters ?? []), IDEMPOTENCY_KEY_PARAMETER] } : {}),
     security,
     middleware: middleware as RouteConfig["middleware"],
     [ACCESS_EXTENSION]: access === "admin" || access === "public" ? access : access.scope,

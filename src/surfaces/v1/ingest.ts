@@ -171,6 +171,8 @@ Reports up to ${SYNC_INGEST_MAX_BYTES / MB} MB and ${SYNC_INGEST_MAX_RESULTS} re
       ...nativeErrors(400, 401, 403, 404, 409, 413, 415, 422),
     },
   },
+  // The handler claims the key itself, once it knows the body's digest (see underClaim).
+  { idempotent: "handler" },
 );
 
 const openRoute = defineRoute(
