@@ -37,9 +37,10 @@ export async function claimRequest(c: Context<AppEnv>, fingerprint: string): Pro
     now: new Date(),
   });
   if (claim.kind === "replay") {
-    const { status, contentType, body } = claim.response;
+    const { status, contentType, body, location } = claim.response;
     const headers = new Headers({ "Idempotent-Replayed": "true" });
     if (contentType) headers.set("Content-Type", contentType);
+    if (location) headers.set("Location", location);
     return { kind: "replay", response: new Response(body, { status, headers }) };
   }
   return {
@@ -49,6 +50,7 @@ export async function claimRequest(c: Context<AppEnv>, fingerprint: string): Pro
       await claim.release({
         status: response.status,
         contentType: response.headers.get("content-type"),
+        location: response.headers.get("location"),
         body: await response.clone().text(),
       });
     },

@@ -11,6 +11,8 @@ export interface StoredResponse {
   status: number;
   contentType: string | null;
   body: string;
+  /** Where the created resource is followed (an ingest's status); absent in records kept before it was. */
+  location?: string | null;
 }
 
 export type IdempotencyClaim =
