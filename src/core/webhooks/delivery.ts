@@ -218,7 +218,9 @@ export async function attemptDelivery(env: Env, deliveryId: string, options: { m
   const db = createDb(env.DB);
   const clock = options.now ?? (() => new Date());
   const now = clock();
-  const states = options.manual ? ["pending", "retrying", "succeeded", "failed"] : ["pending", "retrying"];
+  // "sending" is taken only once its lease has lapsed: the attempt that held it died before
+  // recording how it went, and would otherwise be retried every second until the dead-letter queue.
+  const states = options.manual ? ["pending", "sending", "retrying", "succeeded", "failed"] : ["pending", "sending", "retrying"];
   const delivery = await db
     .update(webhookDeliveries)
     .set({ status: "sending", leaseUntil: new Date(now.getTime() + SEND_LEASE_MS).toISOString(), updatedAt: now.toISOString() })
