@@ -36,3 +36,13 @@ export function insertRunEvent(type: string, where: SQL, now: string): SQL {
       json_object('type', ${type}, 'run', ${runPayloadSql("r")}), ${now}
     FROM test_runs r WHERE ${where}`;
 }
+
+/**
+ * Withdraws the events of a change that was undone before it was ever visible (a run an ingest
+ * created, removed again because its results could not be written): the outbox must not announce
+ * what does not exist. Events already fanned out to a subscription stay, as receivers heard of them.
+ */
+export function withdrawEvents(organizationId: string, subjectId: string): SQL {
+  return sql`DELETE FROM events WHERE organization_id = ${organizationId} AND subject_id = ${subjectId}
+    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = events.id)`;
+}

@@ -2,6 +2,7 @@ import { createParser, detectFormat, SNIFF_BYTES, type IngestFormat, type Normal
 import { withoutUndefined } from "../../lib/objects";
 import { type CoreContext, requireScope } from "../context";
 import { NotFound } from "../errors";
+import { withdrawEvents } from "../events/outbox";
 import { recordResults, type ResultInput } from "../results/results";
 import { type CreateRunInput, type Run, deleteRun, findRunOfBuild, openRun, readVisibleRun, resolveProject, shardKeyOf } from "../runs/runs";
 
@@ -104,7 +105,11 @@ export async function ingestParsedReport(ctx: CoreContext, parsed: ParsedReport,
   try {
     outcome = await recordResults(ctx, run.id, parsed.results.map(toResultInput), { maxResults: SYNC_INGEST_MAX_RESULTS });
   } catch (err) {
-    if (created) await deleteRun(ctx, run.id);
+    if (created) {
+      // The run never existed for anyone: its testrun.created.v1 goes with it.
+      await ctx.db.run(withdrawEvents(run.organizationId, run.id));
+      await deleteRun(ctx, run.id);
+    }
     throw err;
   }
   return {
