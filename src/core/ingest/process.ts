@@ -166,14 +166,15 @@ export async function processIngest(env: Env, ingestId: string, options: Process
       await failIngest(ctx, claimed, err.message, err instanceof DomainError ? (err.details as Record<string, unknown>) : { reason: "source_missing" }, counter);
       return { kind: "failed" };
     }
-    if (claimed.attempts + 1 >= MAX_ATTEMPTS) {
+    // `claimed` is the row as this claim left it: its attempts already count this one.
+    if (claimed.attempts >= MAX_ATTEMPTS) {
       log.error("ingest given up", { ingest_id: ingestId, message: String(err), stack: (err as Error)?.stack });
       await failIngest(ctx, claimed, `Processing was interrupted by internal errors ${MAX_ATTEMPTS} times; the ingest was given up.`, { reason: "internal" }, counter);
       return { kind: "failed" };
     }
     await releaseLease(db, ingestId, counter, {
       message: "Processing was interrupted; it resumes from the last committed chunk.",
-      details: { reason: "interrupted", attempts: claimed.attempts + 1 },
+      details: { reason: "interrupted", attempts: claimed.attempts },
     }).catch(() => undefined);
     throw err;
   }
