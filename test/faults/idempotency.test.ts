@@ -137,6 +137,30 @@ const CASES: Record<string, (t: Tenant) => Promise<Case>> = {
     request: { path: "/api/v1/testplans", body: { project_id: t.project.id, name: "idem plan" } },
     other: { path: "/api/v1/testplans", body: { project_id: t.project.id, name: "other plan" } },
   }),
+  // The three triggers queue runs and spend credits: a CI retry must not do either twice.
+  "POST /api/v1/testplans/{id}/trigger": async (t) => {
+    const plan = await call("/api/v1/testplans", { method: "POST", key: t.key, body: { project_id: t.project.id, name: "idem trigger plan" } });
+    return {
+      request: { path: `/api/v1/testplans/${plan.body.id}/trigger`, body: { labels: ["idem"] } },
+      other: { path: `/api/v1/testplans/${plan.body.id}/trigger`, body: { labels: ["other"] } },
+    };
+  },
+  "POST /api/v1/run": async (t) => {
+    const plan = await call("/api/v1/testplans", { method: "POST", key: t.key, body: { project_id: t.project.id, name: "idem run plan" } });
+    return {
+      request: { path: "/api/v1/run", body: { testPlanId: plan.body.number, buildId: "idem" } },
+      other: { path: "/api/v1/run", body: { testPlanId: plan.body.number, buildId: "other" } },
+    };
+  },
+  "POST /api/v1/qa/external/testsuite/trigger": async (t) => {
+    const build = await call("/api/v1/builds", { method: "POST", key: t.key, body: { project_id: t.project.id, name: "idem app" } });
+    await call("/api/v1/testplans", { method: "POST", key: t.key, body: { project_id: t.project.id, name: "idem suite", tags: { area: ["checkout"] } } });
+    const body = (device: string) => ({ app_id: build.body.id, tags: { include: { area: ["checkout"] } }, devices: [{ device_name: device, platform_version: "16.0" }] });
+    return {
+      request: { path: "/api/v1/qa/external/testsuite/trigger", body: body("iPhone 13") },
+      other: { path: "/api/v1/qa/external/testsuite/trigger", body: body("Pixel 8") },
+    };
+  },
   "POST /api/v1/projects/{id}/environments": async (t) => ({
     request: { path: `/api/v1/projects/${t.project.id}/environments`, body: { name: "staging" } },
     other: { path: `/api/v1/projects/${t.project.id}/environments`, body: { name: "production" } },

@@ -75,7 +75,7 @@ const runRoute = defineRoute({ scope: "plans:trigger" }, {
   summary: "Trigger one or more test plans (reference 002): each plan becomes a queued run for a runner to claim",
   request: { body: jsonBody(RunBody) },
   responses: { 200: jsonResponse(z.union([SingleOut, MultiOut]), "Queued."), ...planTriggerErrors },
-});
+}, { idempotent: true });
 
 function planNumbers(value: number[] | string): number[] {
   if (Array.isArray(value)) return value;
@@ -128,7 +128,7 @@ const suiteRoute = defineRoute({ scope: "plans:trigger" }, {
     403: detail("The key lacks plans:trigger"),
     404: detail("Build file not found / Environment not found / Context not found / No test suites found matching the provided tags"),
   },
-});
+}, { idempotent: true });
 
 // ---- Native: POST /api/v1/testplans/{id}/trigger ---------------------------------------------------
 
@@ -166,7 +166,7 @@ const nativeTriggerRoute = defineRoute({ scope: "plans:trigger" }, {
     201: jsonResponse(z.object({ plan_id: Id, jobs: z.array(NativeJob), triggered: z.number().int(), failed: z.number().int() }).openapi("TriggeredTestPlan"), "Queued."),
     ...nativeErrors(400, 401, 402, 403, 404),
   },
-});
+}, { idempotent: true });
 
 export const triggerRoutes = surfaceApp()
   .openapi(runRoute, async (c) => {
