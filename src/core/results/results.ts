@@ -13,7 +13,7 @@ import { assertProjectVisible } from "../projects/projects";
 import { type Run, runReads, visibleRuns } from "../runs/runs";
 import { runObjectPrefix } from "../storage/r2";
 import { suiteStatementsFor } from "../suites/suites";
-import { escapeLike, getTestCase, identityKey, jsonChunks, testCaseUpsert, testCaseRowJson } from "../testcases/testcases";
+import { containsText, getTestCase, identityKey, jsonChunks, testCaseUpsert, testCaseRowJson } from "../testcases/testcases";
 
 export const RESULT_STATUSES = ["passed", "failed", "skipped", "flaky"] as const;
 export type ResultStatus = (typeof RESULT_STATUSES)[number];
@@ -505,7 +505,7 @@ export async function listResults(ctx: CoreContext, input: ListResultsInput): Pr
   const filtered = input.status !== undefined || (input.search !== undefined && input.search !== "");
   if (input.status !== undefined) conditions.push(statusCondition(input.status));
   if (input.search !== undefined && input.search !== "") {
-    conditions.push(sql`${results.fullTitle} LIKE ${`%${escapeLike(input.search)}%`} ESCAPE '\\'`);
+    conditions.push(containsText(results.fullTitle, input.search));
   }
   const where = and(...conditions)!;
   if (run) {
