@@ -2,7 +2,12 @@ import { z } from "@hono/zod-openapi";
 import { NAME_MAX_LENGTH } from "../core/limits";
 
 /** Schema pieces every surface shares, whatever its casing. */
-export const Name = z.string().trim().min(1).max(NAME_MAX_LENGTH);
+export const Name = z
+  .string()
+  .trim()
+  .min(1)
+  .max(NAME_MAX_LENGTH)
+  .refine((v) => isCleanText(v), { message: "must not contain NUL characters or unpaired surrogates" });
 export const Id = z.string().min(1).max(100);
 export const Timestamp = z.string().openapi({ example: "2026-03-19T10:00:00.000Z" });
 export const DateTimeInput = z.iso.datetime({ offset: true }).openapi({ example: "2026-12-31T23:59:59Z" });

@@ -1,7 +1,7 @@
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../core/users/passwords";
 import { z } from "@hono/zod-openapi";
 import { DESCRIPTION_MAX_LENGTH, SETTINGS_LIMITS } from "../../core/limits";
-import { DateTimeInput, Id, Name, Timestamp } from "../fields";
+import { DateTimeInput, Id, Name, Text, Timestamp } from "../fields";
 import { SCOPES } from "../../core/keys/scopes";
 import type { Organization } from "../../core/orgs/organizations";
 import type { Project, ProjectSettings } from "../../core/projects/projects";
@@ -40,11 +40,11 @@ export const ProjectSchema = z
   .openapi("Project");
 
 export const CreateProjectBody = z
-  .object({ name: Name.openapi({ example: "Web App E2E" }), description: z.string().max(DESCRIPTION_MAX_LENGTH).nullable().optional() })
+  .object({ name: Name.openapi({ example: "Web App E2E" }), description: Text(DESCRIPTION_MAX_LENGTH).nullable().optional() })
   .openapi("CreateProject");
 
 export const UpdateProjectBody = z
-  .object({ name: Name.optional(), description: z.string().max(DESCRIPTION_MAX_LENGTH).nullable().optional() })
+  .object({ name: Name.optional(), description: Text(DESCRIPTION_MAX_LENGTH).nullable().optional() })
   .openapi("UpdateProject");
 
 export const ProjectSettingsSchema = z
