@@ -142,6 +142,8 @@ describe("asynchronous ingest", () => {
     const listed = await call(`/api/v1/testruns?project_id=${t.project.id}`, { key: t.key });
     expect(listed.body.data).toHaveLength(0);
     expect(await count("SELECT count(*) AS n FROM results WHERE project_id = ?", t.project.id)).toBe(0);
+    // Nor is its testrun.created.v1 left to announce a run that never existed.
+    expect(await count("SELECT count(*) AS n FROM events WHERE subject_id = ?", res.body.run_id)).toBe(0);
   });
 
   it("refuses a large report that is broken from its start at once, writing nothing", async () => {

@@ -7,7 +7,7 @@ import type { Env } from "../../env";
 import { IngestError, createParser, type IngestFormat, type NormalizedResult } from "../../ingest";
 import { type CoreContext, systemClock } from "../context";
 import { DomainError } from "../errors";
-import { RUN_EVENT_TYPES, insertRunEvent } from "../events/outbox";
+import { RUN_EVENT_TYPES, insertRunEvent, withdrawEvents } from "../events/outbox";
 import { putOffloads, recountRun, resultWrite, storedCount } from "../results/results";
 import { FLAKINESS_REFRESH_MESSAGE, markStale } from "../flakiness/refresh";
 import { fillRunMetadata, purgeRun } from "../runs/runs";
@@ -352,6 +352,9 @@ async function failIngest(
         .update(testRuns)
         .set({ deletedAt: sql`coalesce(${testRuns.deletedAt}, ${now})`, shardKey: null })
         .where(and(eq(testRuns.id, runId), eq(testRuns.organizationId, ingest.organizationId))),
+      // The run never existed for anyone: its testrun.created.v1 goes with it (as a failed
+      // synchronous ingest's does).
+      withdrawEvents(ingest.organizationId, runId),
     );
   }
   await batchAll(ctx.db, statements);
