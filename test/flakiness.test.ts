@@ -148,6 +148,13 @@ describe("quarantine", () => {
     expect(after.body.summary).toMatch(/1 failing test case is quarantined/);
     expect(after.body.failing_test_cases).toEqual([expect.objectContaining({ test_case_id: wobbly, quarantined: true })]);
 
+    // A reason without a quarantine is refused, not dropped: the test case is as it was.
+    for (const body of [{ quarantine_reason: "new reason" }, { is_quarantined: false, quarantine_reason: "why" }]) {
+      const refused = await call(`/api/v1/testcases/${wobbly}`, { method: "PATCH", key: t.key, body });
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect(refused.text).toContain("quarantine_reason");
+    }
+    expect((await call(`/api/v1/testcases/${wobbly}`, { key: t.key })).body).toMatchObject({ is_quarantined: true, quarantine_reason: null });
     const released = await call(`/api/v1/testcases/${wobbly}`, { method: "PATCH", key: t.key, body: { is_quarantined: false } });
     expect(released.body).toMatchObject({ is_quarantined: false, quarantined_by: null, quarantine_reason: null });
     expect((await call(`/api/v1/releases/${release.body.id}/progress`, { key: t.key })).body.verdict).toBe("blocked");

@@ -1,5 +1,6 @@
 import { testCaseHistory } from "../../core/results/results";
 import { setQuarantine } from "../../core/flakiness/quarantine";
+import { Invalid } from "../../core/errors";
 import { getTestCase, listTestCases, updateTestCase, upsertTestCases } from "../../core/testcases/testcases";
 import { NativePageQuery, nativeList, nativeListSchema, pageOf } from "../../http/pagination";
 import { defineRoute } from "../../http/routes";
@@ -107,6 +108,10 @@ export const testCaseRoutes = surfaceApp()
   .openapi(getRoute, async (c) => c.json(testCaseOut(await getTestCase(coreContext(c), c.req.valid("param").id)), 200))
   .openapi(updateRoute, async (c) => {
     const { is_quarantined, quarantine_reason, ...fields } = c.req.valid("json");
+    // A reason belongs to a quarantine: alone, or with a release, it would be silently dropped.
+    if (quarantine_reason !== undefined && quarantine_reason !== null && is_quarantined !== true) {
+      throw Invalid.field("quarantine_reason", "invalid_value", "is only taken together with is_quarantined: true");
+    }
     const ctx = coreContext(c);
     const id = c.req.valid("param").id;
     if (is_quarantined !== undefined) await setQuarantine(ctx, id, { quarantined: is_quarantined, reason: quarantine_reason });
