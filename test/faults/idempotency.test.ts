@@ -161,6 +161,13 @@ const CASES: Record<string, (t: Tenant) => Promise<Case>> = {
       other: { path: "/api/v1/qa/external/testsuite/trigger", body: body("Pixel 8") },
     };
   },
+  "POST /api/v1/artifacts/uploads": async (t) => {
+    const run = await call("/api/v1/testruns", { method: "POST", key: t.key, body: { project_id: t.project.id } });
+    return {
+      request: { path: "/api/v1/artifacts/uploads", body: { type: "report", run_id: run.body.id, file_name: "report.zip" } },
+      other: { path: "/api/v1/artifacts/uploads", body: { type: "report", run_id: run.body.id, file_name: "other.zip" } },
+    };
+  },
   "POST /api/v1/projects/{id}/environments": async (t) => ({
     request: { path: `/api/v1/projects/${t.project.id}/environments`, body: { name: "staging" } },
     other: { path: `/api/v1/projects/${t.project.id}/environments`, body: { name: "production" } },

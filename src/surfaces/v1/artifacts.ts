@@ -203,7 +203,7 @@ const openUploadRoute = defineRoute({ scope: "artifacts:write" }, {
   description: `Then PUT the parts (each its own request, with Content-Length; every part but the last the same size, at least ${UPLOAD_MIN_PART_BYTES} bytes; at most ${UPLOAD_MAX_PART_BYTES}) and complete. An upload not completed within 24 hours is abandoned.`,
   request: { body: jsonBody(OpenUploadBody) },
   responses: { 201: jsonResponse(ArtifactSchema, "Opened."), ...nativeErrors(400, 401, 403, 404, 413) },
-});
+}, { idempotent: true });
 
 const PartParams = z.object({
   id: Id.openapi({ param: { name: "id", in: "path" } }),
