@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, call, type CallResult } from "../helpers/http";
-import { createKey, createTenant, type Tenant } from "../helpers/factories";
+import { call } from "../helpers/http";
+import { createTenant } from "../helpers/factories";
+import { type Operation, type World, createWorld, fieldOf, fill, idByName, keyFor, operations, single, withIds } from "../helpers/schema-walk";
 
 /**
  * Unicode in and out (issue 14, case 8): text with NUL, lone surrogates, bidirectional overrides,
@@ -9,200 +10,6 @@ import { createKey, createTenant, type Tenant } from "../helpers/factories";
  * over 50 bytes with "LIKE or GLOB pattern too complex") never answer 500 and still find what
  * they name.
  */
-
-type Surface = "native" | "reporting" | "plan-trigger" | "suite-trigger";
-
-interface Operation {
-  method: string;
-  path: string;
-  access: string;
-  surface: Surface;
-  schema: any;
-  query: any[];
-}
-
-let doc: any;
-
-function surfaceOf(path: string): Surface {
-  if (path === "/api/v1/run") return "plan-trigger";
-  if (path.startsWith("/api/v1/qa/external/")) return "suite-trigger";
-  if (path.startsWith("/api/v1/")) return "native";
-  return "reporting";
-}
-
-function deref(schema: any): any {
-  let s = schema;
-  while (s?.$ref) s = doc.components.schemas[s.$ref.split("/").pop()];
-  return s;
-}
-
-async function operations(): Promise<Operation[]> {
-  doc = (await call("/openapi.json")).body;
-  const ops: Operation[] = [];
-  for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
-    for (const [method, op] of Object.entries<any>(item)) {
-      ops.push({
-        method: method.toUpperCase(),
-        path,
-        access: op["x-greenlight-access"],
-        surface: surfaceOf(path),
-        schema: deref(op.requestBody?.content?.["application/json"]?.schema),
-        query: (op.parameters ?? []).filter((p: any) => p.in === "query"),
-      });
-    }
-  }
-  return ops;
-}
-
-function single(schema: any): any {
-  const s = deref(schema);
-  if (!s) return s;
-  const alternatives = s.anyOf ?? s.oneOf;
-  if (alternatives) {
-    const real = alternatives.map(deref).filter((a: any) => a.type !== "null");
-    return real.length === 1 ? single(real[0]) : undefined;
-  }
-  if (Array.isArray(s.type)) {
-    const real = s.type.filter((t: string) => t !== "null");
-    return real.length === 1 ? { ...s, type: real[0] } : undefined;
-  }
-  return s;
-}
-
-/** Values that pass the documented formats. */
-const FORMAT_EXAMPLES: Record<string, string> = {
-  email: "someone@example.com",
-  uri: "https://example.com/path",
-  "date-time": "2030-01-01T00:00:00Z",
-};
-
-function exampleFor(schema: any): unknown {
-  const s = deref(schema);
-  if (!s) return undefined;
-  if (s.example !== undefined) return structuredClone(s.example);
-  if (s.enum) return s.enum[0];
-  if (s.anyOf || s.oneOf) return exampleFor((s.anyOf ?? s.oneOf).find((a: any) => deref(a).type !== "null"));
-  if (s.type === "object" || s.properties) {
-    const out: Record<string, unknown> = {};
-    for (const name of s.required ?? []) out[name] = exampleFor(s.properties[name]);
-    return out;
-  }
-  if (s.type === "boolean") return true;
-  if (s.type === "integer" || s.type === "number") return s.minimum ?? 1;
-  if (s.type === "string") return FORMAT_EXAMPLES[s.format] ?? "example".padEnd(s.minLength ?? 0, "x");
-  if (s.type === "array") return s.minItems === 0 ? [] : [exampleFor(s.items)];
-  return undefined;
-}
-
-interface World extends Tenant {
-  extraKeyId: string;
-  runId: string;
-  resultId: string;
-  testCaseId: string;
-  buildId: string;
-  releaseId: string;
-  webhookId: string;
-  planId: string;
-  planNumber: number;
-  jobId: string;
-  uploadId: string;
-  ingestId: string;
-}
-
-async function ok(res: Promise<CallResult>, what: string): Promise<any> {
-  const r = await res;
-  if (r.status >= 300) throw new Error(`setup ${what}: ${r.status} ${r.text}`);
-  return r.body;
-}
-
-async function createWorld(): Promise<World> {
-  const t = await createTenant();
-  const post = (path: string, body: unknown) => call(path, { method: "POST", key: t.key, body });
-  const run = await ok(post("/api/v1/testruns", { project_id: t.project.id }), "run");
-  const submitted = await ok(post(`/api/v1/testruns/${run.id}/results`, { results: [{ title: "world test", status: "passed", duration: 1 }] }), "results");
-  const plan = await ok(post("/api/v1/testplans", { project_id: t.project.id, name: "world plan" }), "plan");
-  const triggered = await ok(post(`/api/v1/testplans/${plan.id}/trigger`, {}), "trigger");
-  return {
-    ...t,
-    extraKeyId: (await createKey(t, { scopes: ["projects:read"] })).id,
-    runId: run.id,
-    resultId: submitted.results[0].id,
-    testCaseId: submitted.results[0].test_case_id,
-    ingestId: (await ok(post("/api/v1/ingests", { project_id: t.project.id }), "ingest")).id,
-    buildId: (await ok(post("/api/v1/builds", { project_id: t.project.id, name: "world build" }), "build")).id,
-    releaseId: (await ok(post("/api/v1/releases", { project_id: t.project.id, name: "world release" }), "release")).id,
-    webhookId: (await ok(post("/api/v1/webhooks", { url: "https://receiver.test/ok/unicode", events: ["build.created.v1"] }), "webhook")).id,
-    planId: plan.id,
-    planNumber: plan.number,
-    jobId: triggered.jobs[0].job_id,
-    uploadId: (await ok(post("/api/v1/artifacts/uploads", { type: "report", run_id: run.id, file_name: "r.zip" }), "upload")).id,
-  };
-}
-
-function idFor(path: string, w: World): string {
-  if (/\/organizations\/\{id\}/.test(path)) return w.organization.id;
-  if (/\/projects\/\{id\}/.test(path)) return w.project.id;
-  if (/\/api-keys\/\{id\}/.test(path)) return w.extraKeyId;
-  if (/\/(testruns|runs)\/\{id\}/.test(path)) return w.runId;
-  if (/\/(results|tests)\/\{id\}/.test(path)) return w.resultId;
-  if (/\/testcases\/\{id\}/.test(path)) return w.testCaseId;
-  if (/\/ingests\/\{id\}/.test(path)) return w.ingestId;
-  if (/\/builds\/\{id\}/.test(path)) return w.buildId;
-  if (/\/releases\/\{id\}/.test(path)) return w.releaseId;
-  if (/\/webhooks\/\{id\}/.test(path)) return w.webhookId;
-  if (/\/testplans\/\{id\}/.test(path)) return w.planId;
-  if (/\/jobs\/\{id\}/.test(path)) return w.jobId;
-  if (/\/artifacts\/uploads\/\{id\}/.test(path)) return w.uploadId;
-  if (/\/artifacts\/\{id\}/.test(path)) return w.uploadId;
-  return "x_1";
-}
-
-const fill = (path: string, w: World, id?: string) => path.replace(/\{id\}/g, id ?? idFor(path, w)).replace(/\{[^}]+\}/g, "1");
-
-/** The world's ids wherever a field names one, by the field's name. */
-function idByName(key: string, w: World): string | undefined {
-  const ids: Record<string, string> = {
-    project_id: w.project.id,
-    projectId: w.project.id,
-    run_id: w.runId,
-    runId: w.runId,
-    build_id: w.buildId,
-    app_id: w.buildId,
-    release_id: w.releaseId,
-    result_id: w.resultId,
-    testId: w.resultId,
-    plan_id: w.planId,
-    teamId: w.organization.id,
-  };
-  return ids[key];
-}
-
-function realize(value: unknown, w: World, key = ""): unknown {
-  if (Array.isArray(value)) return key === "test_case_ids" ? [w.testCaseId] : value.map((v) => realize(v, w));
-  if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, realize(v, w, k)]));
-  if (typeof value === "number") return key === "testPlanId" ? w.planNumber : key === "projectId" ? w.project.number : value;
-  if (typeof value !== "string") return value;
-  return idByName(key, w) ?? value;
-}
-
-/** The example with the world's ids also in the optional fields that name one (a run needs its project). */
-function withIds(op: { schema: any }, w: World): any {
-  const body = realize(exampleFor(op.schema), w) as any;
-  const properties = single(op.schema)?.properties ?? {};
-  if (body === null || typeof body !== "object" || Array.isArray(body)) return body;
-  for (const name of ["project_id", "projectId"]) {
-    if (name in properties && body[name] === undefined && single(properties[name])?.type === "string") body[name] = w.project.id;
-  }
-  return body;
-}
-
-const keyFor = (op: Operation, w: World) => (op.access === "admin" ? ADMIN_TOKEN : w.key);
-
-function fieldOf(res: CallResult, surface: Surface): string | undefined {
-  if (surface === "native") return res.body?.details?.field;
-  if (surface === "reporting") return res.body?.error?.details?.field;
-  return undefined;
-}
 
 const utf8 = (s: string) => Array.from(new TextEncoder().encode(s.toWellFormed()), (b) => b.toString(16).padStart(2, "0")).join(" ");
 /** Code units, so a lone surrogate and U+FFFD never look alike in a failure message. */
@@ -230,7 +37,7 @@ let w: World;
 let ops: Operation[];
 
 beforeAll(async () => {
-  w = await createWorld();
+  w = await createWorld("unicode");
   ops = await operations();
 });
 
