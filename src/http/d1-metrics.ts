@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./app-env";
+import { editResponseHeaders } from "./response-headers";
 
 interface Tally {
   calls: number;
@@ -74,11 +75,5 @@ export const d1Metrics: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.env = { ...c.env, DB: meteredD1(c.env.DB, tally) };
   await next();
   const value = `d1;desc="calls=${tally.calls} rows_read=${tally.rowsRead} rows_written=${tally.rowsWritten} unmetered=${tally.unmetered}"`;
-  try {
-    c.res.headers.append("Server-Timing", value);
-  } catch {
-    // Headers of a response passed through (an R2 body, say) can be immutable: copy it.
-    c.res = new Response(c.res.body, c.res);
-    c.res.headers.append("Server-Timing", value);
-  }
+  editResponseHeaders(c, (headers) => headers.append("Server-Timing", value));
 };

@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import type { AppEnv } from "./app-env";
+import { editResponseHeaders } from "./response-headers";
 
 /**
  * Deprecated endpoints, the one table that drives their headers and the OpenAPI document
@@ -74,12 +75,8 @@ export function apiVersionHeaders(version: string, table: readonly Deprecation[]
       headers.push(["Link", `<${deprecation.notice}>; rel="deprecation"; type="text/html"`]);
       if (deprecation.successor) headers.push(["Link", `<${deprecation.successor}>; rel="successor-version"`]);
     }
-    try {
-      for (const [name, value] of headers) c.res.headers.append(name, value);
-    } catch {
-      // Headers of a response passed through (an R2 body, say) can be immutable: copy it.
-      c.res = new Response(c.res.body, c.res);
-      for (const [name, value] of headers) c.res.headers.append(name, value);
-    }
+    editResponseHeaders(c, (out) => {
+      for (const [name, value] of headers) out.append(name, value);
+    });
   };
 }

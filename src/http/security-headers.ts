@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./app-env";
+import { editResponseHeaders } from "./response-headers";
 
 /** What a browser on an allowed origin may send, and read back, across origins. */
 const ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -54,15 +55,8 @@ export const securityHeaders: MiddlewareHandler<AppEnv> = async (c, next) => {
 
   const headers: Record<string, string> = { "X-Content-Type-Options": "nosniff", ...cors };
   if (cors["Access-Control-Allow-Origin"]) headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS;
-  const apply = () => {
-    for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
-    if (vary) c.res.headers.append("Vary", "Origin");
-  };
-  try {
-    apply();
-  } catch {
-    // Headers of a response passed through can be immutable: copy it.
-    c.res = new Response(c.res.body, c.res);
-    apply();
-  }
+  editResponseHeaders(c, (out) => {
+    for (const [name, value] of Object.entries(headers)) out.set(name, value);
+    if (vary) out.append("Vary", "Origin");
+  });
 };
