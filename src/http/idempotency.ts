@@ -1,4 +1,4 @@
-import { secretRing } from "../lib/crypto";
+import { requiredSecretRing } from "../lib/crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { claimIdempotencyKey } from "../core/idempotency/idempotency";
@@ -24,8 +24,7 @@ export type RequestClaim =
 export async function claimRequest(c: Context<AppEnv>, fingerprint: string): Promise<RequestClaim | null> {
   const idempotencyKey = c.req.header("idempotency-key");
   if (idempotencyKey === undefined) return null;
-  const secret = secretRing(c.env);
-  if (secret.length === 0) throw new Error("URL_SIGNING_SECRET is not configured; Idempotency-Key cannot be honoured.");
+  const secret = requiredSecretRing(c.env, "Idempotency-Key cannot be honoured");
 
   const claim = await claimIdempotencyKey(createDb(c.env.DB), {
     scope: c.get("callerScope"),

@@ -71,9 +71,18 @@ export async function encryptText(secret: string, purpose: string, plaintext: st
  */
 export type SecretRing = string | readonly string[];
 
+type SecretEnv = { URL_SIGNING_SECRET?: string; URL_SIGNING_SECRET_PREVIOUS?: string };
+
 /** URL_SIGNING_SECRET and, while a rotation overlaps, URL_SIGNING_SECRET_PREVIOUS. */
-export function secretRing(env: { URL_SIGNING_SECRET?: string; URL_SIGNING_SECRET_PREVIOUS?: string }): string[] {
+export function secretRing(env: SecretEnv): string[] {
   return [env.URL_SIGNING_SECRET, env.URL_SIGNING_SECRET_PREVIOUS].filter((s): s is string => typeof s === "string" && s !== "");
+}
+
+/** secretRing for a use that cannot work without it: a deployment error (500) naming the use when unset. */
+export function requiredSecretRing(env: SecretEnv, use: string): [string, ...string[]] {
+  const ring = secretRing(env);
+  if (ring.length === 0) throw new Error(`URL_SIGNING_SECRET is not set: ${use}.`);
+  return ring as [string, ...string[]];
 }
 
 const ringOf = (secrets: SecretRing): readonly string[] => (typeof secrets === "string" ? [secrets] : secrets);

@@ -2,7 +2,7 @@ import { and, eq, gte, inArray, isNull, sql, type SQL } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { contexts, environments, jobs, testRuns, type JobRow, type JobStatus, type TestType } from "../../db/schema";
 import type { Db } from "../../db/client";
-import { decryptText, secretRing } from "../../lib/crypto";
+import { decryptText, requiredSecretRing } from "../../lib/crypto";
 import { type CoreContext, nowIso, requireScope } from "../context";
 import { Conflict, Invalid, NotFound } from "../errors";
 import { assertProjectVisible } from "../projects/projects";
@@ -229,9 +229,7 @@ async function withRunnerContext(ctx: CoreContext, row: JobRow): Promise<Claimed
 
 async function openCookies(ctx: Pick<CoreContext, "env">, sealed: string | null): Promise<Cookie[]> {
   if (sealed === null) return [];
-  const secrets = secretRing(ctx.env);
-  if (secrets.length === 0) throw new Error("URL_SIGNING_SECRET is not set: a job's cookies cannot be decrypted.");
-  return JSON.parse(await decryptText(secrets, COOKIE_PURPOSE, sealed)) as Cookie[];
+  return JSON.parse(await decryptText(requiredSecretRing(ctx.env, "a job's cookies cannot be decrypted"), COOKIE_PURPOSE, sealed)) as Cookie[];
 }
 
 /** Held by the caller: claimed with its key, and the lease not lapsed. */

@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { TEST_TYPES, projects, testCases, testPlans, type TestPlanRow, type TestType } from "../../db/schema";
-import { decryptText, secretRing } from "../../lib/crypto";
+import { decryptText, requiredSecretRing } from "../../lib/crypto";
 import { newId } from "../../lib/ids";
 import { type CoreContext, type Principal, nowIso, requireScope } from "../context";
 import { Invalid, NotFound } from "../errors";
@@ -80,9 +80,7 @@ export function planScope(principal: Principal): SQL {
 /** The plan's stored cookies in clear, for queueing its runs. Never put these in an answer. */
 export async function storedCookies(ctx: Pick<CoreContext, "env">, row: Pick<TestPlanRow, "cookiesSealed">): Promise<Cookie[]> {
   if (!row.cookiesSealed) return [];
-  const secrets = secretRing(ctx.env);
-  if (secrets.length === 0) throw new Error("URL_SIGNING_SECRET is not set: stored cookies cannot be decrypted.");
-  return JSON.parse(await decryptText(secrets, COOKIE_PURPOSE, row.cookiesSealed)) as Cookie[];
+  return JSON.parse(await decryptText(requiredSecretRing(ctx.env, "stored cookies cannot be decrypted"), COOKIE_PURPOSE, row.cookiesSealed)) as Cookie[];
 }
 
 export async function toPlan(ctx: Pick<CoreContext, "env">, row: TestPlanRow): Promise<TestPlan> {

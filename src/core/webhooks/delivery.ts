@@ -3,11 +3,11 @@ import { batchAll } from "../../db/batch";
 import { createDb, type Db } from "../../db/client";
 import { events, webhookDeliveries, webhooks, type WebhookDeliveryRow, type WebhookRow } from "../../db/schema";
 import type { Env } from "../../env";
-import { secretRing } from "../../lib/crypto";
+import { requiredSecretRing } from "../../lib/crypto";
 import { SQL_ID_TAIL, sqlIdHead } from "../../lib/ids";
 import { openSecret, perpetualSignature, standardWebhookHeaders } from "./signing";
 import { checkWebhookUrl } from "./url-guard";
-import { allowsLocalHttp, deploymentSecret } from "./webhooks";
+import { allowsLocalHttp } from "./webhooks";
 
 export const WEBHOOK_EVENT_MESSAGE = "webhook.event";
 export const WEBHOOK_DELIVERY_MESSAGE = "webhook.delivery";
@@ -157,8 +157,7 @@ async function send(env: Env, webhook: WebhookRow, delivery: WebhookDeliveryRow,
   const started = Date.now();
   const checked = checkWebhookUrl(webhook.url, { allowLocalHttp: allowsLocalHttp(env) });
   if (!checked.ok) return { ok: false, status: null, durationMs: 0, excerpt: null, error: `Not sent: ${checked.reason}`, retryAfterSeconds: null };
-  deploymentSecret(env);
-  const ring = secretRing(env);
+  const ring = requiredSecretRing(env, "webhook secrets cannot be opened");
   const secrets = [await openSecret(ring, webhook.secretSealed)];
   if (webhook.previousSecretSealed && webhook.previousSecretExpiresAt && webhook.previousSecretExpiresAt > now.toISOString()) {
     secrets.push(await openSecret(ring, webhook.previousSecretSealed));

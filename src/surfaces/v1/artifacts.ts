@@ -1,4 +1,4 @@
-import { secretRing } from "../../lib/crypto";
+import { requiredSecretRing } from "../../lib/crypto";
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import {
@@ -265,8 +265,7 @@ const listOfResult = defineRoute({ scope: "artifacts:read" }, {
 
 /** The file behind a verified link: Range, Content-Type and a Content-Disposition that cannot inject headers. */
 async function serveContent(c: Context<AppEnv>, id: string): Promise<Response> {
-  const secret = secretRing(c.env);
-  if (secret.length === 0) throw new Error("URL_SIGNING_SECRET is not set: artifact links cannot be checked.");
+  const secret = requiredSecretRing(c.env, "artifact links cannot be checked");
   const verdict = await verifyArtifactSignature({ artifactId: id, searchParams: new URL(c.req.url).searchParams, now: systemClock.now(), secret });
   if (verdict === "expired") throw new Forbidden("This download link has expired; GET /api/v1/artifacts/{id} gives a fresh one.", { reason: "expired" });
   if (verdict !== "ok") throw new Forbidden("This download link is not valid.", { reason: "invalid_signature" });
