@@ -5,33 +5,7 @@ import worker from "../src/index";
 import { perpetualSignature, verifyStandardWebhook } from "../src/core/webhooks/signing";
 import { ADMIN_TOKEN, call } from "./helpers/http";
 import { createKey, createProject, createTenant, type Tenant } from "./helpers/factories";
-
-let keys = 0;
-/** A receiver URL of its own for each test (see test/webhook-receiver.ts). */
-function receiver(behaviour: string): { url: string; key: string } {
-  const key = `k${Date.now()}-${++keys}`;
-  return { url: `https://receiver.test/${behaviour}/${key}`, key };
-}
-
-interface Received {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
-async function received(key: string): Promise<Received[]> {
-  return (await (await fetch(`https://receiver.test/__received/${key}`)).json()) as Received[];
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { receiver, received, waitFor } from "./helpers/receiver";
 
 async function subscribe(t: Tenant, url: string, events = ["build.created.v1"], extra: Record<string, unknown> = {}) {
   const res = await call("/api/v1/webhooks", { method: "POST", key: t.key, body: { url, events, ...extra } });
@@ -45,6 +19,8 @@ async function deliveries(t: Tenant, webhookId: string): Promise<any[]> {
   return res.body.data;
 }
 
+/** Unique names and message ids within this file. */
+let keys = 0;
 const registerBuild = (t: Tenant, name = `b${++keys}`) =>
   call("/api/v1/builds", { method: "POST", key: t.key, body: { name, project_id: t.project.id } });
 

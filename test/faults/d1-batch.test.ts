@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { call } from "../helpers/http";
 import { createTenant, type Tenant } from "../helpers/factories";
 import { junitReport } from "../helpers/reports";
+import { receiver, waitFor, received } from "../helpers/receiver";
 
 /**
  * A D1 batch that fails on one row (a constraint, here a trigger that aborts the transaction when
@@ -43,26 +44,10 @@ function ingest(t: Tenant, body: string, headers: Record<string, string> = {}, q
   return call(`/api/v1/results/ingest?project_id=${t.project.id}${query}`, { method: "POST", key: t.key, body, headers: { "content-type": "application/xml", ...headers } });
 }
 
-let receivers = 0;
-function receiver(behaviour: string): { url: string; key: string } {
-  const key = `d1batch${Date.now()}-${++receivers}`;
-  return { url: `https://receiver.test/${behaviour}/${key}`, key };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe("a synchronous ingest whose batch fails on one row", () => {
   it("leaves nothing visible, not even its run or that run's event; the retry commits every result once", async () => {
     const t = await createTenant();
-    const r = receiver("ok");
+    const r = receiver("ok", "d1batch");
     const hook = await call("/api/v1/webhooks", { method: "POST", key: t.key, body: { url: r.url, events: ["testrun.created.v1"] } });
     expect(hook.status, hook.text).toBe(201);
     const report = junitReport(200);
@@ -110,7 +95,7 @@ describe("a synchronous ingest whose batch fails on one row", () => {
     await waitFor("the delivery", async () => (await deliveries()).some((d) => d.status === "succeeded"));
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(await deliveries()).toHaveLength(1);
-    const got = (await (await fetch(`https://receiver.test/__received/${r.key}`)).json()) as { body: string }[];
+    const got = await received(r.key);
     expect(got.map((g) => JSON.parse(g.body).run.run_id)).toEqual([retried.body.run_id]);
   });
 

@@ -6,6 +6,7 @@ import { fanOutEvent } from "../../src/core/webhooks/delivery";
 import { newId } from "../../src/lib/ids";
 import { call } from "../helpers/http";
 import { createTenant, type Tenant } from "../helpers/factories";
+import { receiver, received } from "../helpers/receiver";
 
 /**
  * The webhook queue's consumer, driven with hand-made batches: each message is acknowledged or
@@ -13,21 +14,6 @@ import { createTenant, type Tenant } from "../helpers/factories";
  * point on) sends only the rest back; running what came back, or the whole batch again, repeats no
  * delivery that was made and adds no delivery row.
  */
-
-let keys = 0;
-function receiver(behaviour: string): { url: string; key: string } {
-  const key = `queues${Date.now()}-${++keys}`;
-  return { url: `https://receiver.test/${behaviour}/${key}`, key };
-}
-
-interface Received {
-  headers: Record<string, string>;
-  body: string;
-}
-
-async function received(key: string): Promise<Received[]> {
-  return (await (await fetch(`https://receiver.test/__received/${key}`)).json()) as Received[];
-}
 
 const eventIdsReceived = async (key: string) => (await received(key)).map((r) => JSON.parse(r.body).id as string).sort();
 
@@ -134,7 +120,7 @@ const mentions = (params: unknown[][], value: string) => params.some((p) => p.in
 describe("a batch of webhook deliveries with a fault in one message", () => {
   it("acknowledges the delivered messages and retries only the failed one; running it again, or the whole batch, delivers nothing twice", async () => {
     const t = await createTenant();
-    const [ra, rb] = [receiver("ok"), receiver("ok")];
+    const [ra, rb] = [receiver("ok", "queues"), receiver("ok", "queues")];
     const [ha, hb] = [await subscribe(t, ra.url), await subscribe(t, rb.url)];
     const [e1, e2] = [await event(t), await event(t)];
     const [d1, d2] = [await fanOut(e1), await fanOut(e2)];
@@ -175,7 +161,7 @@ describe("a batch of webhook deliveries with a fault in one message", () => {
 
   it("acknowledges what was done before D1 went down mid-batch; the rest come back, and a delivery left holding its lease is taken over once it lapses", async () => {
     const t = await createTenant();
-    const hooks = [receiver("ok"), receiver("ok"), receiver("ok"), receiver("ok")];
+    const hooks = [receiver("ok", "queues"), receiver("ok", "queues"), receiver("ok", "queues"), receiver("ok", "queues")];
     const ids = [];
     for (const r of hooks) ids.push(await subscribe(t, r.url));
     const e = await event(t);
@@ -216,7 +202,7 @@ describe("a batch of webhook deliveries with a fault in one message", () => {
 
   it("does not send again while a delivery whose record failed after the receiver answered holds its lease; after it lapses, resends with the same webhook-id and records one success", async () => {
     const t = await createTenant();
-    const r = receiver("ok");
+    const r = receiver("ok", "queues");
     const hook = await subscribe(t, r.url);
     const e = await event(t);
     const delivery = (await fanOut(e)).get(hook)!;

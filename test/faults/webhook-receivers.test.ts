@@ -6,6 +6,7 @@ import { DELIVERY_TIMEOUT_MS, RETRY_SCHEDULE_SECONDS, fanOutEvent } from "../../
 import { newId } from "../../src/lib/ids";
 import { call } from "../helpers/http";
 import { createTenant, type Tenant } from "../helpers/factories";
+import { receiver, received } from "../helpers/receiver";
 
 /**
  * What a receiver's answer does to a delivery (reference 001: 5 attempts over about 14 hours, a
@@ -15,16 +16,6 @@ import { createTenant, type Tenant } from "../helpers/factories";
  * often its message comes back. Each message is handed to the Worker's queue handler directly, so
  * the tests need not wait out the queue's delays.
  */
-
-let keys = 0;
-function receiver(behaviour: string): { url: string; key: string } {
-  const key = `receivers${Date.now()}-${++keys}`;
-  return { url: `https://receiver.test/${behaviour}/${key}`, key };
-}
-
-async function received(key: string): Promise<{ url: string; headers: Record<string, string>; body: string }[]> {
-  return (await (await fetch(`https://receiver.test/__received/${key}`)).json()) as { url: string; headers: Record<string, string>; body: string }[];
-}
 
 async function subscribe(t: Tenant, url: string): Promise<string> {
   const res = await call("/api/v1/webhooks", { method: "POST", key: t.key, body: { url, events: ["build.created.v1"] } });
@@ -96,7 +87,7 @@ async function withAddedHeaders<T>(behaviour: string, headers: () => Record<stri
 describe("a receiver answering 500", () => {
   it("gets 5 attempts on reference 001's schedule (about 14 hours), then the delivery fails and its message goes on to the dead-letter queue", async () => {
     const t = await createTenant();
-    const r = receiver("status-500");
+    const r = receiver("status-500", "receivers");
     const hook = await subscribe(t, r.url);
     const d = await newDelivery(t, hook);
     const delays: number[] = [];
@@ -126,7 +117,7 @@ describe("a receiver answering 500", () => {
 describe("a receiver that does not answer", () => {
   it("is a failed attempt once the delivery timeout passes, retried on the schedule", async () => {
     const t = await createTenant();
-    const r = receiver("slow");
+    const r = receiver("slow", "receivers");
     const hook = await subscribe(t, r.url);
     const d = await newDelivery(t, hook);
     // The receiver answers after 20 s, past the 15 s timeout. Waiting 15 s is not needed to see
@@ -156,7 +147,7 @@ describe("a receiver that does not answer", () => {
 describe("a receiver answering 302", () => {
   it("is a failed attempt: the redirect is not followed", async () => {
     const t = await createTenant();
-    const r = receiver("redirect");
+    const r = receiver("redirect", "receivers");
     const hook = await subscribe(t, r.url);
     const d = await newDelivery(t, hook);
     expect(await deliver(d)).toBe("retried");
@@ -173,7 +164,7 @@ describe("a receiver answering 302", () => {
 describe("a receiver answering 410", () => {
   it("disables the subscription at once: the delivery fails without retries and later deliveries are not sent", async () => {
     const t = await createTenant();
-    const r = receiver("gone");
+    const r = receiver("gone", "receivers");
     const hook = await subscribe(t, r.url);
     const [d, later] = [await newDelivery(t, hook), await newDelivery(t, hook)];
     expect(await deliver(d)).toBe("acked");
@@ -205,7 +196,7 @@ describe("a receiver answering 429 or 503 with Retry-After", () => {
   for (const [what, behaviour, retryAfter, check] of cases) {
     it(`waits as asked: ${what}`, async () => {
       const t = await createTenant();
-      const r = receiver(behaviour);
+      const r = receiver(behaviour, "receivers");
       const hook = await subscribe(t, r.url);
       const d = await newDelivery(t, hook);
       const added = () => (retryAfter() ? { "Retry-After": retryAfter() } : ({} as Record<string, string>));
@@ -218,7 +209,7 @@ describe("a receiver answering 429 or 503 with Retry-After", () => {
 
   it("keeps to the schedule for a 429 without Retry-After", async () => {
     const t = await createTenant();
-    const hook = await subscribe(t, receiver("status-429").url);
+    const hook = await subscribe(t, receiver("status-429", "receivers").url);
     const d = await newDelivery(t, hook);
     expect(await deliver(d)).toBe("retried");
     const delay = delayOf(await logEntry(t, hook, d));
@@ -230,7 +221,7 @@ describe("a receiver answering 429 or 503 with Retry-After", () => {
 describe("a delivery that succeeds", () => {
   it("succeeds once: after two 500s the third attempt is recorded, and copies of its message, even at once, send nothing more", async () => {
     const t = await createTenant();
-    const r = receiver("flaky-2");
+    const r = receiver("flaky-2", "receivers");
     const hook = await subscribe(t, r.url);
     const d = await newDelivery(t, hook);
     expect(await deliver(d, 1)).toBe("retried");
@@ -245,7 +236,7 @@ describe("a delivery that succeeds", () => {
 
   it("is sent by one of several copies of its message arriving at once", async () => {
     const t = await createTenant();
-    const r = receiver("ok");
+    const r = receiver("ok", "receivers");
     const hook = await subscribe(t, r.url);
     const d = await newDelivery(t, hook);
     const outcomes = await Promise.all(Array.from({ length: 6 }, () => deliver(d)));
