@@ -37,10 +37,11 @@ describe("outbox flush after writes", () => {
     expect(calls).toEqual([1, 2, 3]);
   });
 
-  it("sends every event of writes that overlap a running flush, none left for the cron", async () => {
+  it("sends every event of 24 writes sent in waves, none left for the cron", async () => {
     const t = await createTenant();
-    // Waves of 4 concurrent writes, each wave sent as soon as the last answered: later waves
-    // land while the flush an earlier one started is still running.
+    // Waves of 4 concurrent writes, each sent as soon as the last answered. Whether a wave lands
+    // during an earlier wave's flush depends on timing this test does not control: the unit test
+    // above is what proves a write during a flush is covered (it fails without the extra round).
     const created = [];
     for (let wave = 0; wave < 6; wave++) {
       created.push(
